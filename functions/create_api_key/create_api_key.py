@@ -1,0 +1,28 @@
+"""POST /account/api-keys {"scopes": [...]}: a new key for the caller's workspace (admin scope)."""
+
+from tally import access, keys
+from tally.errors import BadRequest
+from tally.http import Request, api_handler
+
+
+@api_handler
+def handler(request: Request):
+    caller = access.account(request, "admin")
+    scopes = request.json_body().get("scopes")
+    if (
+        not isinstance(scopes, list)
+        or not scopes
+        or not all(isinstance(s, str) and s in keys.SCOPES for s in scopes)
+    ):
+        raise BadRequest(
+            "scopes must be a non-empty list of read, write, admin",
+            fields={"scopes": "a non-empty subset of read, write, admin"},
+        )
+    issued = keys.create_key(caller.workspace, tuple(dict.fromkeys(scopes)))
+    return 201, {
+        "workspace": issued.workspace,
+        "api_key": issued.secret,
+        "key_id": issued.key_id,
+        "scopes": list(issued.scopes),
+        "created_at": issued.created_at,
+    }

@@ -1,0 +1,17 @@
+"""POST /admin/workspaces {"workspace": "acme"}: a workspace and its first admin key (shown once)."""
+
+from tally import keys, names
+from tally.http import Request, api_handler
+
+
+@api_handler
+def handler(request: Request):
+    keys.check_admin_token(request.bearer)
+    workspace = names.workspace(request.json_body().get("workspace"))
+    issued = keys.create_workspace(workspace)
+    return 201, {
+        "workspace": issued.workspace,
+        "api_key": issued.secret,
+        "key_id": issued.key_id,
+        "scopes": list(issued.scopes),
+    }

@@ -1,0 +1,14 @@
+"""DELETE /account/api-keys/{key_id}: revoke a key of the caller's workspace (admin scope)."""
+
+from tally import access, keys
+from tally.errors import NotFound
+from tally.http import Request, api_handler
+
+
+@api_handler
+def handler(request: Request):
+    caller = access.account(request, "admin")
+    key_id = request.path_params.get("key_id", "")
+    if not key_id.isalnum() or len(key_id) > 64:
+        raise NotFound(f"no API key '{key_id}' in this workspace")
+    return 200, keys.revoke_key(caller.workspace, key_id)

@@ -1,0 +1,334 @@
+"""Counters. Every change is one atomic DynamoDB UpdateItem: ADD to the value, the up/down
+totals and the stats buckets, with the bounds checked in the same write.
+
+Item attributes (short names keep a busy counter under 1 KB, i.e. one write unit a change):
+  v            value                       uc / dc      up / down totals over the counter's life
+  ru / rd      room to the upper / lower bound (hi - v, v - lo). Condition expressions cannot do
+               arithmetic, so the bound check `v + d <= hi` is kept as `ru >= d` on stored room.
+  hi / lo      bounds, absent = signed 64-bit  vis / desc   visibility ("public"), description
+  ca / ua      created / updated, epoch ms
+  dy, dyu, dyd  UTC day (yyyymmdd) and its up/down; wk, wku, wkd  ISO week (yyyyww) and its up/down
+  hHHu/hHHd    hour of day 00-23   wNu/wNd  weekday 0=Monday   qNu/qNd  quarter 1-4 (all-time, UTC)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tally import aws
+from tally.config import settings
+from tally.errors import Conflict, TallyError, Unavailable
+from tally.names import INT64_MAX, INT64_MIN
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_ROLLOVER_TRIES = 4
+
+
+@dataclass(frozen=True)
+class Moment:
+    """The stats buckets one instant falls into (UTC)."""
+
+    epoch_ms: int
+    day: int
+    week: int
+    hour: int
+    weekday: int
+    quarter: int
+
+    @classmethod
+    def of(cls, now: datetime) -> Moment:
+        now = now.astimezone(UTC)
+        iso = now.isocalendar()
+        return cls(
+            epoch_ms=int(now.timestamp() * 1000),
+            day=now.year * 10000 + now.month * 100 + now.day,
+            week=iso.year * 100 + iso.week,
+            hour=now.hour,
+            weekday=now.weekday(),
+            quarter=(now.month - 1) // 3 + 1,
+        )
+
+
+@dataclass(frozen=True)
+class Counter:
+    workspace: str
+    name: str
+    item: dict[str, Any]
+
+    def _n(self, attr: str) -> int:
+        cell = self.item.get(attr)
+        return int(cell["N"]) if cell else 0
+
+    @property
+    def value(self) -> int:
+        return self._n("v")
+
+    @property
+    def up_count(self) -> int:
+        return self._n("uc")
+
+    @property
+    def down_count(self) -> int:
+        return self._n("dc")
+
+    @property
+    def visibility(self) -> str:
+        return self.item.get("vis", {}).get("S", "private")
+
+    @property
+    def description(self) -> str:
+        return self.item.get("desc", {}).get("S", "")
+
+    @property
+    def created_at(self) -> str:
+        return _iso(self._n("ca"))
+
+    @property
+    def updated_at(self) -> str:
+        return _iso(self._n("ua"))
+
+    def stats(self, now: datetime) -> dict[str, Any]:
+        at = Moment.of(now)
+        today = self._n("dy") == at.day
+        this_week = self._n("wk") == at.week
+
+        def pair(prefix: str, live: bool = True) -> dict[str, int]:
+            if not live:
+                return {"up": 0, "down": 0}
+            return {"up": self._n(prefix + "u"), "down": self._n(prefix + "d")}
+
+        return {
+            "today": pair("dy", today),
+            "this_week": pair("wk", this_week),
+            "temporal": {
+                "hours": {f"{h:02d}": pair(f"h{h:02d}") for h in range(24)},
+                "weekdays": {name: pair(f"w{i}") for i, name in enumerate(WEEKDAYS)},
+                "quarters": {f"q{q}": pair(f"q{q}") for q in range(1, 5)},
+            },
+        }
+
+
+def get(workspace: str, name: str, *, client: Any = None) -> Counter | None:
+    """The counter as it is now (strongly consistent), or None if it was never created."""
+    item = (
+        (client or aws.dynamodb())
+        .get_item(
+            TableName=settings().counters_table, Key=_key(workspace, name), ConsistentRead=True
+        )
+        .get("Item")
+    )
+    return Counter(workspace, name, item) if item else None
+
+
+def change(
+    workspace: str,
+    name: str,
+    delta: int,
+    *,
+    refuse_private: TallyError | None = None,
+    now: datetime | None = None,
+    client: Any = None,
+) -> Counter:
+    """Add `delta` (signed) in one UpdateItem. Refused as a whole, changing nothing, when the result
+    would leave the counter's bounds (409) or, with `refuse_private`, when it is not public."""
+    client = client or aws.dynamodb()
+    at = Moment.of(now or datetime.now(UTC))
+    # The first change of a UTC day (or ISO week) resets that bucket: a different expression.
+    # Guess "same day"; a failed guess returns the old item (no extra read) and we retry once.
+    rollover = "same_day"
+    for _ in range(_ROLLOVER_TRIES):
+        update = _change_update(delta, at, rollover, public_only=refuse_private is not None)
+        try:
+            answer = client.update_item(
+                TableName=settings().counters_table,
+                Key=_key(workspace, name),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **update.params(),
+            )
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old = err.response.get("Item")
+            _raise_refusal(old, delta, refuse_private)
+            rollover = _rollover_for(old, at)
+            continue
+        return Counter(workspace, name, answer["Attributes"])
+    raise Unavailable("the counter is changing too fast to record; retry", retry_after=1)
+
+
+def set_value(
+    workspace: str, name: str, value: int, *, now: datetime | None = None, client: Any = None
+) -> Counter:
+    """Set the value outright (reset is value 0). Counts in neither up nor down."""
+    client = client or aws.dynamodb()
+    at = Moment.of(now or datetime.now(UTC))
+    update = _Update()
+    update.set("#v = :n", n=value)
+    update.set("#ru = if_not_exists(#hi, :max) - :n", max=INT64_MAX)
+    update.set("#rd = :n - if_not_exists(#lo, :min)", min=INT64_MIN)
+    update.set("#ua = :now", now=at.epoch_ms)
+    update.set("#ca = if_not_exists(#ca, :now)")
+    update.require("(attribute_not_exists(#hi) OR #hi >= :n)")
+    update.require("(attribute_not_exists(#lo) OR #lo <= :n)")
+    try:
+        answer = client.update_item(
+            TableName=settings().counters_table,
+            Key=_key(workspace, name),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **update.params(),
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        raise Conflict(
+            f"{value} is outside the counter's bounds", fields={"value": "outside bounds"}
+        ) from err
+    return Counter(workspace, name, answer["Attributes"])
+
+
+# ------------------------------------------------------------------ expression building
+
+
+class _Update:
+    """An UpdateItem expression built from named pieces; `#x` names and `:x` values are
+    collected as they are used (DynamoDB rejects unused ones)."""
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []
+        self.adds: list[str] = []
+        self.conditions: list[str] = []
+        self.values: dict[str, int | str] = {}
+
+    def set(self, clause: str, **values: int | str) -> None:
+        self.sets.append(clause)
+        self.values.update(values)
+
+    def add(self, attr: str, value: int) -> None:
+        placeholder = f"a{len(self.adds)}"
+        self.adds.append(f"#{attr} :{placeholder}")
+        self.values[placeholder] = value
+
+    def require(self, condition: str, **values: int | str) -> None:
+        self.conditions.append(condition)
+        self.values.update(values)
+
+    def params(self) -> dict[str, Any]:
+        expression = " ".join(
+            part
+            for part in (
+                "SET " + ", ".join(self.sets) if self.sets else "",
+                "ADD " + ", ".join(self.adds) if self.adds else "",
+            )
+            if part
+        )
+        condition = " AND ".join(self.conditions)
+        text = expression + " " + condition
+        params: dict[str, Any] = {
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": {f"#{n}": n for n in set(_NAME.findall(text))},
+            "ExpressionAttributeValues": {
+                f":{k}": {"S": v} if isinstance(v, str) else {"N": str(v)}
+                for k, v in self.values.items()
+            },
+        }
+        if condition:
+            params["ConditionExpression"] = condition
+        return params
+
+
+_NAME = re.compile(r"#(\w+)")
+
+
+def _change_update(delta: int, at: Moment, rollover: str, *, public_only: bool) -> _Update:
+    update = _Update()
+    update.add("v", delta)
+    update.set("#ru = if_not_exists(#ru, :ru0) - :d", ru0=INT64_MAX, d=delta)
+    update.set("#rd = if_not_exists(#rd, :rd0) + :d", rd0=-INT64_MIN)
+    update.set("#ua = :now", now=at.epoch_ms)
+    update.set("#ca = if_not_exists(#ca, :now)")
+    if public_only:
+        update.require("#vis = :public", public="public")
+    if delta == 0:
+        return update
+    # One direction per change: an up touches only the *u buckets, a down only the *d ones.
+    amount, side, total = (delta, "u", "uc") if delta > 0 else (-delta, "d", "dc")
+    room = "ru" if delta > 0 else "rd"
+    update.require(f"(attribute_not_exists(#{room}) OR #{room} >= :amount)", amount=amount)
+    update.require(
+        f"(attribute_not_exists(#{total}) OR #{total} <= :total_max)", total_max=INT64_MAX - amount
+    )
+    for attr in (total, f"h{at.hour:02d}{side}", f"w{at.weekday}{side}", f"q{at.quarter}{side}"):
+        update.add(attr, amount)
+    other = "d" if side == "u" else "u"
+    if rollover == "same_day":
+        update.require("#dy >= :day", day=at.day)
+        update.add(f"dy{side}", amount)
+        update.add(f"wk{side}", amount)
+    else:
+        update.set(f"#dy = :day, #dy{side} = :amount, #dy{other} = :zero", day=at.day, zero=0)
+        if rollover == "new_day":
+            update.require(
+                "(attribute_not_exists(#dy) OR #dy < :day) AND #wk >= :week", week=at.week
+            )
+            update.add(f"wk{side}", amount)
+        else:
+            update.require("(attribute_not_exists(#wk) OR #wk < :week)", week=at.week)
+            update.set(f"#wk = :week, #wk{side} = :amount, #wk{other} = :zero")
+    return update
+
+
+def _rollover_for(old: dict[str, Any] | None, at: Moment) -> str:
+    if old and "dy" in old and int(old["dy"]["N"]) >= at.day:
+        return "same_day"
+    if old and "wk" in old and int(old["wk"]["N"]) >= at.week:
+        return "new_day"
+    return "new_week"
+
+
+def _raise_refusal(old: dict[str, Any] | None, delta: int, refuse_private: TallyError | None):
+    """Why a conditional change failed, judged on the item as it was (ALL_OLD): raise the refusal,
+    or return when only the day/week guess was wrong."""
+    if refuse_private is not None and (old is None or old.get("vis", {}).get("S") != "public"):
+        raise refuse_private
+    if old is None or delta == 0:
+        return
+
+    def n(attr: str) -> int | None:
+        return int(old[attr]["N"]) if attr in old else None
+
+    if delta > 0 and (n("ru") or 0) < delta and "ru" in old:
+        limit = n("hi")
+        raise Conflict(
+            f"adding {delta} would take the counter above its upper bound"
+            + (f" {limit}" if limit is not None else " (signed 64-bit)"),
+            fields={"value": "above upper bound"},
+        )
+    if delta < 0 and "rd" in old and (n("rd") or 0) < -delta:
+        limit = n("lo")
+        raise Conflict(
+            f"subtracting {-delta} would take the counter below its lower bound"
+            + (f" {limit}" if limit is not None else " (signed 64-bit)"),
+            fields={"value": "below lower bound"},
+        )
+    total = "uc" if delta > 0 else "dc"
+    if (n(total) or 0) > INT64_MAX - abs(delta):
+        raise Conflict(
+            f"the counter's {'up' if delta > 0 else 'down'}_count would pass signed 64-bit",
+            fields={"value": "total out of range"},
+        )
+
+
+def _key(workspace: str, name: str) -> dict[str, Any]:
+    return {"workspace": {"S": workspace}, "counter": {"S": name}}
+
+
+def _iso(epoch_ms: int) -> str:
+    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

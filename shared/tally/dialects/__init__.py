@@ -1,0 +1,16 @@
+"""The two public dialects. Each turns domain answers and errors into its own shapes."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+
+def for_path(path: str) -> ModuleType:
+    """CounterAPI V2 owns /v2/...; every other path speaks Backstack."""
+    if path == "/v2" or path.startswith("/v2/"):
+        from tally.dialects import v2
+
+        return v2
+    from tally.dialects import backstack
+
+    return backstack

@@ -1,0 +1,64 @@
+"""Domain errors, defined once. Each dialect turns them into its own shape (tally.dialects)."""
+
+from __future__ import annotations
+
+
+class TallyError(Exception):
+    """An answer other than success, raised anywhere and shaped once at the edge."""
+
+    status = 500
+    kind = "system"  # Backstack's error.type: "user" (the caller can fix it) or "system"
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        self.headers: dict[str, str] = {}
+
+
+class BadRequest(TallyError):
+    status, kind = 400, "user"
+
+
+class Unauthorized(TallyError):
+    status, kind = 401, "user"
+
+    def __init__(self, message: str = "a valid API key is required", **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="tally"'
+
+
+class Forbidden(TallyError):
+    status, kind = 403, "user"
+
+
+class NotFound(TallyError):
+    status, kind = 404, "user"
+
+
+class MethodNotAllowed(TallyError):
+    status, kind = 405, "user"
+
+    def __init__(self, message: str, *, allow: list[str]) -> None:
+        super().__init__(message)
+        self.headers["Allow"] = ", ".join(allow)
+
+
+class Conflict(TallyError):
+    status, kind = 409, "user"
+
+
+class Unavailable(TallyError):
+    """DynamoDB throttled or failed past the SDK's retries: the caller may retry."""
+
+    status, kind = 503, "system"
+
+    def __init__(
+        self, message: str = "temporarily unavailable, retry later", *, retry_after: int = 1
+    ):
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class Internal(TallyError):
+    status, kind = 500, "system"

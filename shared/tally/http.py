@@ -1,0 +1,139 @@
+"""The HTTP edge: an API Gateway HTTP API (payload 2.0) event in, a proxy answer out.
+
+Each function serves exactly one route, so routing is API Gateway's job; Powertools' event
+handler would add ~100 ms of imports to every cold start (PLATFORM.md) for a router we would not
+use. What is left is parsing the event and turning every outcome into the caller's dialect, once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tally.errors import BadRequest, Internal, TallyError, Unavailable
+
+logger = Logger()
+
+MAX_BODY_BYTES = 16 * 1024
+# DynamoDB answers that outlasted botocore's retries: the caller may retry later (503).
+_TRANSIENT = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    path_params: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
+    body: str | None = None
+    source_ip: str = ""
+    request_id: str = ""
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> Request:
+        context = event.get("requestContext") or {}
+        http = context.get("http") or {}
+        body = event.get("body")
+        if body is not None and event.get("isBase64Encoded"):
+            import base64
+
+            body = base64.b64decode(body).decode("utf-8", errors="replace")
+        return cls(
+            method=(http.get("method") or "GET").upper(),
+            path=http.get("path") or event.get("rawPath") or "/",
+            path_params=event.get("pathParameters") or {},
+            query=event.get("queryStringParameters") or {},
+            headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
+            body=body,
+            source_ip=http.get("sourceIp") or "",
+            request_id=context.get("requestId") or "",
+        )
+
+    @property
+    def bearer(self) -> str | None:
+        value = self.headers.get("authorization")
+        if not value:
+            return None
+        scheme, _, token = value.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else value
+
+    def json_body(self) -> dict[str, Any]:
+        if self.body is None or not self.body.strip():
+            raise BadRequest("a JSON object body is required", fields={"body": "missing"})
+        if len(self.body.encode()) > MAX_BODY_BYTES:
+            raise BadRequest(
+                f"the body is over {MAX_BODY_BYTES} bytes", fields={"body": "too large"}
+            )
+        try:
+            data = json.loads(self.body)
+        except ValueError as err:
+            raise BadRequest("the body is not valid JSON", fields={"body": "invalid JSON"}) from err
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object", fields={"body": "not an object"})
+        return data
+
+
+def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", **(headers or {})},
+        "body": json.dumps(body, separators=(",", ":")),
+    }
+
+
+def error_answer(request: Request, err: TallyError) -> dict:
+    from tally.dialects import for_path
+
+    return respond(err.status, for_path(request.path).error_body(err), err.headers)
+
+
+Handler = Callable[[Request], tuple[int, dict[str, Any]]]
+
+
+def api_handler(fn: Handler) -> Callable[[dict, Any], dict]:
+    """Wrap a route's function: parse the event, call it, and shape every outcome, errors
+    included, in the dialect of the request's path. No bare 500 and no stack trace ever leaves."""
+
+    @functools.wraps(fn)
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    def handler(event: dict[str, Any], context: Any) -> dict:
+        request = Request.from_event(event)
+        try:
+            status, body = fn(request)
+            return respond(status, body)
+        except TallyError as err:
+            return error_answer(request, err)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if (
+                code in _TRANSIENT
+                or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+            ):
+                logger.warning("dynamodb unavailable", extra={"code": code})
+                return error_answer(request, Unavailable())
+            logger.exception("dynamodb refused a request")
+        except BotoCoreError:
+            logger.exception("dynamodb unreachable")
+            return error_answer(request, Unavailable())
+        except Exception:
+            logger.exception("unhandled error")
+        return error_answer(
+            request, Internal(f"internal error; quote request id {request.request_id}")
+        )
+
+    return handler

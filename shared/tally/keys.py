@@ -1,0 +1,206 @@
+"""Workspaces and their API keys. Secrets are shown once and stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tally import aws
+from tally.config import settings
+from tally.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
+
+SCOPES = ("read", "write", "admin")
+# Each scope includes the ones before it: admin ⊃ write ⊃ read.
+_GRANTS = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
+_PREFIX = "tly"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a valid key says the caller is."""
+
+    workspace: str
+    key_id: str
+    scopes: frozenset[str]
+
+    def can(self, scope: str) -> bool:
+        return any(scope in _GRANTS[s] for s in self.scopes)
+
+    def require(self, scope: str) -> None:
+        if not self.can(scope):
+            raise Forbidden(f"this API key lacks the '{scope}' scope")
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    workspace: str
+    key_id: str
+    secret: str
+    scopes: tuple[str, ...]
+    created_at: str
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets are 256 bits from `secrets`, not passwords: a fast hash resists every guessing
+    # attack, and a slow KDF would only add latency to every request.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _key_id_of(secret: str) -> str | None:
+    parts = secret.split("_", 2)
+    if len(parts) == 3 and parts[0] == _PREFIX and parts[1].isalnum():
+        return parts[1]
+    return None
+
+
+def _new_key(workspace: str, scopes: tuple[str, ...], key_id: str | None, secret: str | None):
+    key_id = key_id or secrets.token_hex(8)
+    secret = secret or f"{_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+    created_at = _iso_now()
+    item = {
+        "key_id": {"S": key_id},
+        "workspace": {"S": workspace},
+        "secret_sha256": {"S": hash_secret(secret)},
+        "scopes": {"SS": list(scopes)},
+        "created_at": {"S": created_at},
+    }
+    return IssuedKey(workspace, key_id, secret, scopes, created_at), item
+
+
+def create_workspace(
+    workspace: str, *, client: Any = None, key_id: str | None = None, secret: str | None = None
+) -> IssuedKey:
+    """Create a workspace and its first admin key, both or neither (409 if it exists)."""
+    client = client or aws.dynamodb()
+    cfg = settings()
+    issued, key_item = _new_key(workspace, ("admin",), key_id, secret)
+    try:
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": cfg.workspaces_table,
+                        "Item": {
+                            "workspace": {"S": workspace},
+                            "created_at": {"S": issued.created_at},
+                        },
+                        "ConditionExpression": "attribute_not_exists(workspace)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": cfg.api_keys_table,
+                        "Item": key_item,
+                        "ConditionExpression": "attribute_not_exists(key_id)",
+                    }
+                },
+            ]
+        )
+    except ClientError as err:
+        reasons = err.response.get("CancellationReasons") or []
+        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+            raise Conflict(f"workspace '{workspace}' already exists") from err
+        raise
+    return issued
+
+
+def create_key(
+    workspace: str,
+    scopes: tuple[str, ...],
+    *,
+    client: Any = None,
+    key_id: str | None = None,
+    secret: str | None = None,
+) -> IssuedKey:
+    client = client or aws.dynamodb()
+    issued, item = _new_key(workspace, scopes, key_id, secret)
+    client.put_item(
+        TableName=settings().api_keys_table,
+        Item=item,
+        ConditionExpression="attribute_not_exists(key_id)",
+    )
+    return issued
+
+
+def revoke_key(workspace: str, key_id: str, *, client: Any = None) -> dict[str, Any]:
+    """Revoke a key of `workspace` (a key of another workspace is 404). Repeating is harmless."""
+    client = client or aws.dynamodb()
+    try:
+        answer = client.update_item(
+            TableName=settings().api_keys_table,
+            Key={"key_id": {"S": key_id}},
+            UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
+            ConditionExpression="workspace = :ws",
+            ExpressionAttributeValues={":now": {"S": _iso_now()}, ":ws": {"S": workspace}},
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise NotFound(f"no API key '{key_id}' in this workspace") from err
+        raise
+    _cache.pop(key_id, None)
+    item = answer["Attributes"]
+    return {"key_id": key_id, "revoked": True, "revoked_at": item["revoked_at"]["S"]}
+
+
+# key_id -> (monotonic expiry, key item or None). Warm containers skip the lookup; a revocation
+# reaches every container within TALLY_KEY_CACHE_SECONDS.
+_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def _lookup(key_id: str, client: Any) -> dict[str, Any] | None:
+    hit = _cache.get(key_id)
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    item = (
+        (client or aws.dynamodb())
+        .get_item(
+            TableName=settings().api_keys_table, Key={"key_id": {"S": key_id}}, ConsistentRead=True
+        )
+        .get("Item")
+    )
+    if item is not None:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[key_id] = (time.monotonic() + settings().key_cache_seconds, item)
+    return item
+
+
+def authenticate(secret: str, *, client: Any = None) -> Caller:
+    """The caller a Bearer secret stands for, or Unauthorized."""
+    key_id = _key_id_of(secret)
+    item = _lookup(key_id, client) if key_id else None
+    if (
+        item is None
+        or "revoked_at" in item
+        or not hmac.compare_digest(item["secret_sha256"]["S"], hash_secret(secret))
+    ):
+        raise Unauthorized("invalid or revoked API key")
+    return Caller(item["workspace"]["S"], key_id, frozenset(item["scopes"]["SS"]))
+
+
+def check_admin_token(token: str | None) -> None:
+    """POST /admin/workspaces: the bearer must be the operator's admin token."""
+    cfg = settings()
+    if cfg.admin_token is not None:
+        expected = cfg.admin_token.get_secret_value()
+    elif cfg.admin_token_parameter:
+        # Imported here: only the admin function pays for Powertools Parameters at cold start.
+        from aws_lambda_powertools.utilities.parameters import get_parameter
+
+        expected = get_parameter(cfg.admin_token_parameter, decrypt=True, max_age=300)
+    else:
+        raise Unavailable("the admin token is not configured", retry_after=60)
+    if not token or not hmac.compare_digest(token.encode(), str(expected).encode()):
+        raise Unauthorized("the admin token is required")
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,35 @@
+"""The API's routes, for the $default function's 404 / 405 answers (API Gateway sends it every
+request no other route matched). tests/test_template.py checks this list against template.yaml."""
+
+from __future__ import annotations
+
+import re
+
+from tally.errors import MethodNotAllowed, NotFound
+
+ROUTES: tuple[tuple[str, str], ...] = (
+    ("POST", "/admin/workspaces"),
+    ("POST", "/account/api-keys"),
+    ("DELETE", "/account/api-keys/{key_id}"),
+    ("GET", "/v2/{workspace}/{name}"),
+    ("GET", "/v2/{workspace}/{name}/up"),
+    ("GET", "/v2/{workspace}/{name}/down"),
+    ("GET", "/v2/{workspace}/{name}/reset"),
+    ("GET", "/v2/{workspace}/{name}/set"),
+    ("GET", "/v2/{workspace}/{name}/stats"),
+)
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
+
+
+_COMPILED = [(method, _pattern(path)) for method, path in ROUTES]
+
+
+def no_route(method: str, path: str) -> Exception:
+    """The error for a request no route took: 405 with Allow if the path exists, else 404."""
+    allowed = sorted({m for m, pattern in _COMPILED if pattern.fullmatch(path)})
+    if allowed:
+        return MethodNotAllowed(f"{method} is not allowed on {path}", allow=allowed)
+    return NotFound(f"no route for {method} {path}")

@@ -1,0 +1,147 @@
+"""`tally serve` and `tally invoke`: template.yaml run locally, without Docker.
+
+tally serve                        every HttpApi route on http://127.0.0.1:3000, DynamoDB on :8000
+tally invoke <LogicalId> [-e F]    one function once, like `sam local invoke`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tally_local import dynamodb
+from tally_local.demo import DEMO_KEY, seed_demo
+from tally_local.template import REGION, Template
+
+DEFAULT_ADMIN_TOKEN = "local-admin-token"
+
+
+def _environment(template: Template, endpoint: str) -> None:
+    """What Lambda would give the functions, pointed at the chosen DynamoDB endpoint."""
+    os.environ.update(template.environment())
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("TALLY_ADMIN_TOKEN", DEFAULT_ADMIN_TOKEN)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from tally_local.gateway import Gateway
+
+    started = time.perf_counter()
+    template = Template()
+    embedded = None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if not endpoint:
+        embedded = dynamodb.EmbeddedDynamoDB(args.host, args.dynamodb_port).start()
+        endpoint = embedded.endpoint
+    _environment(template, endpoint)
+    dynamodb.ensure_tables(dynamodb.client(endpoint), template)
+    if embedded:
+        seed_demo(dynamodb.client(endpoint))
+    for fn in template.functions.values():
+        fn.load()  # import every handler now: errors surface at start, not on first request
+    gateway = Gateway(template)
+    server = make_server(args.host, args.port, gateway, threaded=True)
+    routes = [r for r in template.routes() if r.path != "$default"]
+    print(
+        f"tally serve: http://{args.host}:{server.server_port} "
+        f"({len(routes)} routes + $default, {len(template.functions)} functions)\n"
+        f"  DynamoDB: {endpoint}"
+        + (" (embedded moto, every call atomic)" if embedded else " (AWS_ENDPOINT_URL_DYNAMODB)")
+        + "\n"
+        + (
+            f"  admin token: {DEFAULT_ADMIN_TOKEN} (set TALLY_ADMIN_TOKEN to change it)\n"
+            if os.environ["TALLY_ADMIN_TOKEN"] == DEFAULT_ADMIN_TOKEN
+            else "  admin token: from TALLY_ADMIN_TOKEN\n"
+        )
+        + (f"  demo workspace key: {DEMO_KEY}\n" if embedded else "")
+        + f"  ready in {time.perf_counter() - started:.2f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if embedded:
+            embedded.stop()
+    return 0
+
+
+def invoke(args: argparse.Namespace) -> int:
+    from tally_local.gateway import invoke as call
+
+    template = Template()
+    fn = template.functions.get(args.logical_id)
+    if fn is None:
+        names = ", ".join(sorted(template.functions))
+        print(
+            f"tally invoke: no function {args.logical_id!r} in template.yaml ({names})",
+            file=sys.stderr,
+        )
+        return 2
+    endpoint = (
+        os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or f"http://127.0.0.1:{args.dynamodb_port}"
+    )
+    ddb = dynamodb.client(endpoint)
+    try:
+        dynamodb.ensure_tables(ddb, template)
+    except Exception as err:
+        print(
+            f"tally invoke: no DynamoDB at {endpoint} ({type(err).__name__}). Start `tally serve` "
+            "in another terminal, or set AWS_ENDPOINT_URL_DYNAMODB.",
+            file=sys.stderr,
+        )
+        return 1
+    event = _read_event(args.event)
+    _environment(template, endpoint)
+    result = call(fn, event)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _read_event(path: str | None) -> Any:
+    if path is None:
+        return {}
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    return json.loads(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tally", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="serve every route of template.yaml locally")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=3000)
+    p_serve.add_argument("--dynamodb-port", type=int, default=8000)
+    p_serve.set_defaults(run=serve)
+    p_invoke = sub.add_parser("invoke", help="run one function once, like `sam local invoke`")
+    p_invoke.add_argument("logical_id", help="the function's logical id in template.yaml")
+    p_invoke.add_argument("-e", "--event", help="event JSON file ('-' for stdin)")
+    p_invoke.add_argument(
+        "--dynamodb-port",
+        type=int,
+        default=8000,
+        help="the embedded endpoint of a running `tally serve`",
+    )
+    p_invoke.set_defaults(run=invoke)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The `demo` workspace of the embedded endpoint: well-known keys so that the sample events in
+events/ work with `tally invoke` (and in tests) out of the box. Local state only; never deployed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEMO_WORKSPACE = "demo"
+DEMO_KEY = "tly_demo_local-development-key-not-a-secret"  # admin scope
+DEMO_READ_KEY = "tly_demoread_local-read-key-not-a-secret"  # events/revoke_api_key.json revokes it
+
+
+def seed_demo(client: Any) -> bool:
+    """Create the demo workspace and its keys unless they exist; True if created now."""
+    from tally import keys
+    from tally.errors import Conflict
+
+    try:
+        keys.create_workspace(DEMO_WORKSPACE, client=client, key_id="demo", secret=DEMO_KEY)
+    except Conflict:
+        return False
+    keys.create_key(
+        DEMO_WORKSPACE, ("read",), client=client, key_id="demoread", secret=DEMO_READ_KEY
+    )
+    return True

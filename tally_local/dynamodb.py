@@ -1,0 +1,122 @@
+"""The embedded DynamoDB endpoint of `tally serve`: moto's server, made atomic.
+
+moto applies concurrent calls without a lock ("Is Moto concurrency safe? No."): an UpdateItem
+reads the item, resolves ADD, then writes, so two racing ADDs can lose one. DynamoDB applies each
+call atomically. With moto's server one HTTP request is one DynamoDB call, so a lock around each
+WSGI request makes every call atomic, transactions included, at the cost of serving one call at a
+time, which is plenty for local work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tally_local.template import REGION, Template
+
+
+class Serialised:
+    """WSGI middleware: one request at a time, the answer read to its end inside the lock."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close:
+                    close()
+
+
+class EmbeddedDynamoDB:
+    """moto's DynamoDB on loopback, every call atomic (`atomic=False` gives plain moto, which the
+    tests use to show the lock is what makes the difference)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8000, *, atomic: bool = True) -> None:
+        self.host, self.port, self.atomic = host, port, atomic
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> EmbeddedDynamoDB:
+        from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        app = create_backend_app("dynamodb")  # this endpoint serves DynamoDB only
+        self._server = make_server(
+            self.host,
+            self.port,
+            Serialised(app) if self.atomic else app,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        self.port = self._server.server_port  # when asked for port 0
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def client(endpoint: str) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+def ensure_tables(ddb: Any, template: Template) -> list[str]:
+    """Create every table of template.yaml that the endpoint lacks; return the ones created."""
+    existing = set(ddb.list_tables().get("TableNames", []))
+    created = []
+    for name, spec in template.tables().items():
+        if name in existing:
+            continue
+        try:
+            ddb.create_table(**spec)
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+            continue
+        created.append(name)
+    for name in created:
+        _wait_active(ddb, name)
+    for name, attribute in template.ttl().items():
+        if name in created:
+            ddb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute},
+            )
+    return created
+
+
+def _wait_active(ddb: Any, name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while ddb.describe_table(TableName=name)["Table"]["TableStatus"] != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"table {name} did not become ACTIVE")
+        time.sleep(0.1)

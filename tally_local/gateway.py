@@ -1,0 +1,154 @@
+"""An API Gateway HTTP API, in-process: match a request to a route of template.yaml, build the
+payload-2.0 event API Gateway would send, call the function's handler, and answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from werkzeug.wrappers import Request, Response
+
+from tally_local.template import ACCOUNT, REGION, Function, Route, Template
+
+
+class LambdaContext:
+    """The context object Lambda passes to a handler."""
+
+    def __init__(self, fn: Function, timeout_s: float = 10.0) -> None:
+        self.function_name = fn.logical_id
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn.logical_id}"
+        self.memory_limit_in_mb = 256
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{fn.logical_id}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def invoke(fn: Function, event: dict[str, Any]) -> Any:
+    return fn.load()(event, LambdaContext(fn))
+
+
+def build_event(request: Request, route: Route, path_params: dict[str, str]) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    body = request.get_data()
+    text_body: str | None = None
+    is_base64 = False
+    if body:
+        try:
+            text_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text_body, is_base64 = base64.b64encode(body).decode(), True
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(request.query_string.decode(), keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    route_key = "$default" if route.path == "$default" else f"{route.method} {route.path}"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": request.path,
+        "rawQueryString": request.query_string.decode(),
+        "headers": headers,
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "local",
+            "domainName": request.host,
+            "domainPrefix": request.host.split(".")[0],
+            "http": {
+                "method": request.method,
+                "path": request.path,
+                "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+                "sourceIp": request.remote_addr or "127.0.0.1",
+                "userAgent": request.headers.get("User-Agent", ""),
+            },
+            "requestId": uuid.uuid4().hex[:16],
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": is_base64,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if path_params:
+        event["pathParameters"] = path_params
+    if request.cookies:
+        event["cookies"] = [f"{k}={v}" for k, v in request.cookies.items()]
+    if text_body is not None:
+        event["body"] = text_body
+    return event
+
+
+def to_response(result: Any) -> Response:
+    """Payload 2.0 answer mapping: a dict with statusCode is taken as is; anything else is a
+    200 JSON body (as API Gateway infers it)."""
+    if not (isinstance(result, dict) and "statusCode" in result):
+        return Response(json.dumps(result), 200, content_type="application/json")
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    response = Response(data, result["statusCode"])
+    response.headers.clear()
+    for name, value in (result.get("headers") or {}).items():
+        response.headers[name] = str(value)
+    for cookie in result.get("cookies") or []:
+        response.headers.add("Set-Cookie", cookie)
+    return response
+
+
+class Gateway:
+    def __init__(self, template: Template, log: Any = sys.stderr) -> None:
+        self.template = template
+        self.routes = template.routes()
+        self.log = log
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            if route.path == "$default":
+                return route, {}
+            if route.method not in (method, "ANY"):
+                continue
+            found = route.pattern.fullmatch(path)
+            if found:
+                return route, found.groupdict()
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        started = time.perf_counter()
+        matched = self.match(request.method, request.path)
+        if matched is None:  # no $default route in the template: API Gateway's own answer
+            response = Response('{"message":"Not Found"}', 404, content_type="application/json")
+            name = "-"
+        else:
+            route, params = matched
+            fn = self.template.functions[route.function]
+            name = fn.logical_id
+            try:
+                response = to_response(invoke(fn, build_event(request, route, params)))
+            except Exception as err:  # a handler crash: Lambda's answer through API Gateway
+                print(f"tally serve: {name} raised {err!r}", file=self.log, flush=True)
+                response = Response(
+                    '{"message":"Internal Server Error"}', 500, content_type="application/json"
+                )
+        elapsed = (time.perf_counter() - started) * 1000
+        print(
+            f"{request.remote_addr} {request.method} {request.full_path.rstrip('?')} "
+            f"{response.status_code} {name} {elapsed:.1f}ms",
+            file=self.log,
+            flush=True,
+        )
+        return response(environ, start_response)

@@ -1,0 +1,121 @@
+"""Shared fixtures: the Lambda environment of template.yaml, moto tables built from the template,
+and a client that sends HTTP requests through the local gateway to the real handlers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from tally import aws, config, keys
+from werkzeug.test import Client
+
+from tally_local import dynamodb
+from tally_local.demo import DEMO_KEY, seed_demo
+from tally_local.gateway import Gateway
+from tally_local.template import Template
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+TEMPLATE = Template()
+ADMIN_TOKEN = "test-admin-token"
+
+
+def _clear_caches() -> None:
+    config.settings.cache_clear()
+    aws.dynamodb.cache_clear()
+    keys._cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def lambda_env(monkeypatch: pytest.MonkeyPatch):
+    """What Lambda gives every function (from template.yaml), with no real AWS in reach."""
+    for name, value in TEMPLATE.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("TALLY_ADMIN_TOKEN", ADMIN_TOKEN)
+    _clear_caches()
+    yield
+    _clear_caches()
+
+
+@pytest.fixture
+def ddb():
+    """moto's DynamoDB in-process, with every table of template.yaml."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.ensure_tables(client, TEMPLATE)
+        yield client
+
+
+@pytest.fixture
+def demo(ddb) -> str:
+    """The demo workspace (as `tally serve` seeds it); returns its admin key."""
+    seed_demo(ddb)
+    return DEMO_KEY
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+class Api:
+    """HTTP requests through the local gateway (routing + payload 2.0 events) to the handlers."""
+
+    def __init__(self) -> None:
+        self.client = Client(Gateway(TEMPLATE, log=_Discard()))
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        sent = dict(headers or {})
+        if key:
+            sent["Authorization"] = f"Bearer {key}"
+        data = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
+        response = self.client.open(path, method=method, headers=sent, data=data)
+        text = response.get_data(as_text=True)
+        return Answer(
+            response.status_code, json.loads(text) if text else None, dict(response.headers)
+        )
+
+
+class _Discard:
+    def write(self, _: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture
+def api(ddb) -> Api:
+    return Api()
+
+
+@pytest.fixture
+def workspace(api) -> tuple[str, str]:
+    """A fresh workspace `acme` and its admin key, made through the public API."""
+    answer = api("POST", "/admin/workspaces", key=ADMIN_TOKEN, body={"workspace": "acme"})
+    assert answer.status == 201, answer.body
+    return "acme", answer.body["api_key"]
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
