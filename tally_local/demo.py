@@ -11,8 +11,9 @@ DEMO_READ_KEY = "tly_demoread_local-read-key-not-a-secret"  # events/revoke_api_
 
 
 def seed_demo(client: Any) -> bool:
-    """Create the demo workspace and its keys unless they exist; True if created now."""
-    from tally import keys
+    """Create the demo workspace, its keys and a `visits` counter unless they exist.
+    True if they were created now."""
+    from tally import counters, keys
     from tally.errors import Conflict
 
     try:
@@ -22,4 +23,5 @@ def seed_demo(client: Any) -> bool:
     keys.create_key(
         DEMO_WORKSPACE, ("read",), client=client, key_id="demoread", secret=DEMO_READ_KEY
     )
+    counters.change(DEMO_WORKSPACE, "visits", +1, client=client)  # what the sample events read
     return True

@@ -54,10 +54,12 @@ class EmbeddedDynamoDB:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> EmbeddedDynamoDB:
+        from moto.backends import get_backend
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        get_backend("dynamodb").reset()  # moto's state is per process: start empty
         app = create_backend_app("dynamodb")  # this endpoint serves DynamoDB only
         self._server = make_server(
             self.host,

@@ -1,0 +1,187 @@
+"""End to end: a real `tally serve` process on loopback, spoken to over HTTP, and `tally invoke`
+against its embedded DynamoDB endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tally_local.demo import DEMO_KEY
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+TALLY = str(Path(sys.executable).with_name("tally"))
+ADMIN = "e2e-admin-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, tmp: Path) -> None:
+        self.port, self.ddb_port = _free_port(), _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / "serve.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        env["TALLY_ADMIN_TOKEN"] = ADMIN
+        self.env = env
+        self.process = subprocess.Popen(
+            [TALLY, "serve", "--port", str(self.port), "--dynamodb-port", str(self.ddb_port)],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log_path.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while "ready in" not in self.log():
+            assert self.process.poll() is None, self.log()
+            assert time.monotonic() < deadline, "tally serve did not start in 30 s"
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def call(self, path: str, *, method: str = "GET", key: str | None = None, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if key:
+            request.add_header("Authorization", f"Bearer {key}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = Server(tmp_path_factory.mktemp("serve"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def acme(server) -> str:
+    status, body = server.call(
+        "/admin/workspaces", method="POST", key=ADMIN, body={"workspace": "acme"}
+    )
+    assert status == 201, body
+    return body["api_key"]
+
+
+def test_the_readme_session_works_against_tally_serve(server, acme):
+    assert server.call("/v2/acme/visits/up", key=acme)[1]["data"]["value"] == 1
+    status, read = server.call("/v2/acme/visits", key=acme)
+    assert (status, read["data"]["value"]) == (200, 1)
+    status, stats = server.call("/v2/acme/visits/stats", key=acme)
+    assert stats["data"]["stats"]["today"] == {"up": 1, "down": 0}
+
+
+def test_tally_serve_logs_one_line_per_request(server, acme):
+    server.call("/v2/acme/logged/up", key=acme)
+    server.call("/v2/acme/logged/nowhere", key=acme)
+
+    lines = server.log().splitlines()
+    assert any("GET /v2/acme/logged/up 200 V2UpFunction" in line for line in lines)
+    assert any("GET /v2/acme/logged/nowhere 404 RouteNotFoundFunction" in line for line in lines)
+    assert acme not in server.log()
+
+
+def test_32_concurrent_callers_mixing_up_and_down_are_counted_exactly(server, acme):
+    rng = random.Random(2026)
+    plan = [rng.choice(("up", "down")) for _ in range(32 * 15)]
+
+    def call(direction: str) -> int:
+        return server.call(f"/v2/acme/race/{direction}", key=acme)[0]
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(call, plan))
+
+    assert statuses == [200] * len(plan)
+    data = server.call("/v2/acme/race", key=acme)[1]["data"]
+    ups, downs = plan.count("up"), plan.count("down")
+    assert (data["value"], data["up_count"], data["down_count"]) == (ups - downs, ups, downs)
+    stats = server.call("/v2/acme/race/stats", key=acme)[1]["data"]["stats"]
+    assert stats["today"] == {"up": ups, "down": downs}
+
+
+def test_tally_invoke_runs_a_function_against_the_running_serve(server):
+    before = server.call("/v2/demo/visits", key=DEMO_KEY)[1]["data"]["value"]
+
+    done = subprocess.run(
+        [
+            TALLY,
+            "invoke",
+            "V2UpFunction",
+            "-e",
+            "events/v2_up.json",
+            "--dynamodb-port",
+            str(server.ddb_port),
+        ],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["statusCode"] == 200
+    assert json.loads(answer["body"])["data"]["value"] == before + 1
+    assert server.call("/v2/demo/visits", key=DEMO_KEY)[1]["data"]["value"] == before + 1
+
+
+def test_tally_invoke_without_an_endpoint_says_what_to_do(server):
+    done = subprocess.run(
+        [
+            TALLY,
+            "invoke",
+            "V2UpFunction",
+            "-e",
+            "events/v2_up.json",
+            "--dynamodb-port",
+            str(_free_port()),
+        ],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "tally serve" in done.stderr
+
+
+def test_tally_invoke_names_the_functions_when_given_an_unknown_one(server):
+    done = subprocess.run(
+        [TALLY, "invoke", "NoSuchFunction"],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "V2UpFunction" in done.stderr

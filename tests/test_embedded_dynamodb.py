@@ -1,0 +1,79 @@
+"""The embedded DynamoDB endpoint of `tally serve` applies every call atomically; plain moto
+does not. Both run here side by side so the test shows the lock is what makes the difference."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from moto.dynamodb.models.dynamo_type import DynamoType
+
+from tally_local import dynamodb
+from tests.conftest import TEMPLATE
+
+THREADS, CALLS = 16, 25
+
+
+@pytest.fixture
+def wide_race_window(monkeypatch):
+    """Sleep inside moto's ADD, between reading the number and writing the sum, so that racing
+    calls overlap every time instead of once in thousands."""
+    add = DynamoType.__add__
+
+    def slow_add(self, other):
+        time.sleep(0.002)
+        return add(self, other)
+
+    monkeypatch.setattr(DynamoType, "__add__", slow_add)
+
+
+def _race(endpoint: str) -> int:
+    client = dynamodb.client(endpoint)
+    dynamodb.ensure_tables(client, TEMPLATE)
+    key = {"workspace": {"S": "race"}, "counter": {"S": "c"}}
+
+    def add_many():
+        for _ in range(CALLS):
+            client.update_item(
+                TableName="CountersTable",
+                Key=key,
+                UpdateExpression="ADD v :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+
+    threads = [threading.Thread(target=add_many) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    item = client.get_item(TableName="CountersTable", Key=key, ConsistentRead=True)["Item"]
+    return int(item["v"]["N"])
+
+
+@pytest.mark.parametrize("atomic", [False, True], ids=["plain-moto", "embedded-endpoint"])
+def test_concurrent_adds_are_all_kept_only_by_the_embedded_endpoint(wide_race_window, atomic):
+    server = dynamodb.EmbeddedDynamoDB(port=0, atomic=atomic).start()
+    try:
+        kept = _race(server.endpoint)
+    finally:
+        server.stop()
+
+    if atomic:
+        assert kept == THREADS * CALLS
+    else:  # plain moto loses increments: the reason the embedded endpoint holds a lock
+        assert kept < THREADS * CALLS
+
+
+def test_ensure_tables_creates_only_what_is_missing():
+    server = dynamodb.EmbeddedDynamoDB(port=0).start()
+    try:
+        client = dynamodb.client(server.endpoint)
+        first = dynamodb.ensure_tables(client, TEMPLATE)
+        second = dynamodb.ensure_tables(client, TEMPLATE)
+        tables = set(client.list_tables()["TableNames"])
+    finally:
+        server.stop()
+
+    assert set(first) == set(TEMPLATE.tables()) == tables
+    assert second == []

@@ -1,0 +1,112 @@
+"""template.yaml is the one source of functions, routes, tables and permissions; these pin that
+the code, the events and the layer agree with it."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections import Counter as Multiset
+
+import pytest
+from tally import aws, routes
+
+from tally_local.gateway import LambdaContext
+from tests.conftest import EVENTS, ROOT, TEMPLATE, load_event
+
+FUNCTIONS = TEMPLATE.functions
+
+
+def test_every_route_of_the_template_is_known_to_the_default_function():
+    declared = {(r.method, r.path) for r in TEMPLATE.routes() if r.path != "$default"}
+    assert declared == set(routes.ROUTES)
+
+
+def test_there_is_exactly_one_default_route():
+    assert [r.function for r in TEMPLATE.routes() if r.path == "$default"] == [
+        "RouteNotFoundFunction"
+    ]
+
+
+def test_every_function_has_one_route_and_a_uniquely_named_handler_module():
+    modules = Multiset(fn.handler.rsplit(".", 1)[0] for fn in FUNCTIONS.values())
+    for fn in FUNCTIONS.values():
+        module = fn.handler.rsplit(".", 1)[0]
+        assert (fn.code_uri / f"{module}.py").is_file(), fn.logical_id
+        assert modules[module] == 1, f"{module} is not unique"
+        assert len(fn.routes) + len(fn.schedules) == 1, fn.logical_id
+
+
+def test_every_function_has_a_sample_event():
+    named = {fn.handler.rsplit(".", 1)[0] for fn in FUNCTIONS.values()}
+    assert named == {p.stem for p in EVENTS.glob("*.json")}
+
+
+def test_the_layer_pins_what_pyproject_pins():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = (ROOT / "shared" / "requirements.txt").read_text().splitlines()
+    pinned = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    assert pinned == set(project["dependencies"])
+
+
+# ------------------------------------------------------------------ each function, its event
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_each_function_answers_its_sample_event_with_only_the_permissions_it_is_granted(
+    logical_id, demo
+):
+    fn = FUNCTIONS[logical_id]
+    event = load_event(fn.handler.rsplit(".", 1)[0])
+    if logical_id == "CreateWorkspaceFunction":
+        event["headers"]["authorization"] = "Bearer test-admin-token"
+    used = _record_dynamodb_calls()
+
+    answer = fn.load()(event, LambdaContext(fn))
+
+    expected = 404 if logical_id == "RouteNotFoundFunction" else None
+    assert answer["statusCode"] == (expected or (201 if "Create" in logical_id else 200)), answer
+    granted = _granted(logical_id)
+    for action, table in used:
+        assert (action, table) in granted, f"{logical_id} uses {action} on {table} ungranted"
+
+
+def _record_dynamodb_calls() -> set[tuple[str, str]]:
+    used: set[tuple[str, str]] = set()
+
+    def record(model, params, **_):
+        if model.name == "TransactWriteItems":  # IAM authorises each item's own action
+            for item in params["TransactItems"]:
+                ((kind, body),) = item.items()
+                action = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+                used.add((f"dynamodb:{action.get(kind, 'ConditionCheckItem')}", body["TableName"]))
+        else:
+            used.add((f"dynamodb:{model.name}", params["TableName"]))
+
+    aws.dynamodb().meta.events.register("before-parameter-build.dynamodb.*", record)
+    return used
+
+
+def _granted(logical_id: str) -> set[tuple[str, str]]:
+    """(action, table logical id) pairs the function's policy statements allow."""
+    props = TEMPLATE.resources[logical_id]["Properties"]
+    granted = set()
+    for policy in props.get("Policies", []):
+        for statement in policy.get("Statement", []):
+            actions = statement["Action"]
+            resources = statement["Resource"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                for resource in resources if isinstance(resources, list) else [resources]:
+                    ref = (
+                        resource.get("Fn::GetAtt", [None])[0]
+                        if isinstance(resource, dict)
+                        else None
+                    )
+                    if ref:
+                        granted.add((action, ref))
+    return granted
+
+
+def test_no_function_is_granted_a_wildcard():
+    text = (ROOT / "template.yaml").read_text()
+    assert not re.search(r"Action:\s*['\"]?(dynamodb:)?\*", text)
+    assert "DynamoDBCrudPolicy" not in text
