@@ -112,8 +112,9 @@ class Template:
                 "AttributeDefinitions": props["AttributeDefinitions"],
                 "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
             }
-            if props.get("GlobalSecondaryIndexes"):
-                spec["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+            for indexes in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+                if props.get(indexes):
+                    spec[indexes] = props[indexes]
             out[logical_id] = spec
         return out
 

@@ -11,9 +11,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from tally import aws, config, keys
 from werkzeug.test import Client
 
+from tally import aws, config, keys
 from tally_local import dynamodb
 from tally_local.demo import DEMO_KEY, seed_demo
 from tally_local.gateway import Gateway

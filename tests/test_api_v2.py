@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from tally import aws
 
+from tally import aws
 from tests.conftest import ADMIN_TOKEN
 
 

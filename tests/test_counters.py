@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from tally import counters
 from tally.errors import Conflict, Unauthorized
 from tally.names import INT64_MAX, INT64_MIN

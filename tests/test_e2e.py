@@ -185,3 +185,22 @@ def test_tally_invoke_names_the_functions_when_given_an_unknown_one(server):
     )
     assert done.returncode == 2
     assert "V2UpFunction" in done.stderr
+
+
+def test_32_callers_racing_down_to_a_lower_bound_get_exactly_the_room_there_was(server, acme):
+    status, _ = server.call(
+        "/account/counters/stock/settings", method="PUT", key=acme, body={"lower_bound": 0}
+    )
+    assert status == 200
+    assert server.call("/account/counters/stock/10", method="POST", key=acme)[1]["value"] == 10
+
+    def down(_: int) -> int:
+        return server.call("/v2/acme/stock/down", key=acme)[0]
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(down, range(32)))
+
+    assert statuses.count(200) == 10
+    assert statuses.count(409) == 22
+    data = server.call("/v2/acme/stock", key=acme)[1]["data"]
+    assert (data["value"], data["down_count"]) == (0, 10)

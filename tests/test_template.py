@@ -8,8 +8,8 @@ import tomllib
 from collections import Counter as Multiset
 
 import pytest
-from tally import aws, routes
 
+from tally import aws, routes
 from tally_local.gateway import LambdaContext
 from tests.conftest import EVENTS, ROOT, TEMPLATE, load_event
 
@@ -80,7 +80,10 @@ def _record_dynamodb_calls() -> set[tuple[str, str]]:
                 action = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
                 used.add((f"dynamodb:{action.get(kind, 'ConditionCheckItem')}", body["TableName"]))
         else:
-            used.add((f"dynamodb:{model.name}", params["TableName"]))
+            table = params["TableName"]
+            if "IndexName" in params:  # an index is a resource of its own
+                table = f"{table}/index/{params['IndexName']}"
+            used.add((f"dynamodb:{model.name}", table))
 
     aws.dynamodb().meta.events.register("before-parameter-build.dynamodb.*", record)
     return used
@@ -96,14 +99,17 @@ def _granted(logical_id: str) -> set[tuple[str, str]]:
             resources = statement["Resource"]
             for action in [actions] if isinstance(actions, str) else actions:
                 for resource in resources if isinstance(resources, list) else [resources]:
-                    ref = (
-                        resource.get("Fn::GetAtt", [None])[0]
-                        if isinstance(resource, dict)
-                        else None
-                    )
-                    if ref:
-                        granted.add((action, ref))
+                    granted.add((action, _table_of(resource)))
     return granted
+
+
+def _table_of(resource) -> str | None:
+    """`!GetAtt T.Arn` -> "T"; `!Sub "${T.Arn}/index/I"` -> "T/index/I"."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        return resource["Fn::GetAtt"][0]
+    if isinstance(resource, dict) and "Fn::Sub" in resource:
+        return re.sub(r"\$\{(\w+)\.Arn\}", r"\1", resource["Fn::Sub"])
+    return None
 
 
 def test_no_function_is_granted_a_wildcard():

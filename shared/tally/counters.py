@@ -118,7 +118,7 @@ def get(workspace: str, name: str, *, client: Any = None) -> Counter | None:
     item = (
         (client or aws.dynamodb())
         .get_item(
-            TableName=settings().counters_table, Key=_key(workspace, name), ConsistentRead=True
+            TableName=settings().counters_table, Key=key(workspace, name), ConsistentRead=True
         )
         .get("Item")
     )
@@ -136,6 +136,10 @@ def change(
 ) -> Counter:
     """Add `delta` (signed) in one UpdateItem. Refused as a whole, changing nothing, when the result
     would leave the counter's bounds (409) or, with `refuse_private`, when it is not public."""
+    if abs(delta) > INT64_MAX:  # a total could never hold it (only -2**63 gets here)
+        raise Conflict(
+            f"{delta} is beyond what a counter's totals can hold", fields={"value": "too large"}
+        )
     client = client or aws.dynamodb()
     at = Moment.of(now or datetime.now(UTC))
     # The first change of a UTC day (or ISO week) resets that bucket: a different expression.
@@ -146,7 +150,7 @@ def change(
         try:
             answer = client.update_item(
                 TableName=settings().counters_table,
-                Key=_key(workspace, name),
+                Key=key(workspace, name),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **update.params(),
@@ -162,13 +166,34 @@ def change(
     raise Unavailable("the counter is changing too fast to record; retry", retry_after=1)
 
 
+def values(workspace: str, *, client: Any = None) -> dict[str, int]:
+    """Every counter of a workspace and its value: one strongly consistent Query, paged."""
+    pages = (
+        (client or aws.dynamodb())
+        .get_paginator("query")
+        .paginate(
+            TableName=settings().counters_table,
+            KeyConditionExpression="#ws = :ws",
+            ProjectionExpression="#c, #v",
+            ExpressionAttributeNames={"#ws": "workspace", "#c": "counter", "#v": "v"},
+            ExpressionAttributeValues={":ws": {"S": workspace}},
+            ConsistentRead=True,
+        )
+    )
+    return {
+        item["counter"]["S"]: int(item["v"]["N"]) if "v" in item else 0
+        for page in pages
+        for item in page["Items"]
+    }
+
+
 def set_value(
     workspace: str, name: str, value: int, *, now: datetime | None = None, client: Any = None
 ) -> Counter:
     """Set the value outright (reset is value 0). Counts in neither up nor down."""
     client = client or aws.dynamodb()
     at = Moment.of(now or datetime.now(UTC))
-    update = _Update()
+    update = Update()
     update.set("#v = :n", n=value)
     update.set("#ru = if_not_exists(#hi, :max) - :n", max=INT64_MAX)
     update.set("#rd = :n - if_not_exists(#lo, :min)", min=INT64_MIN)
@@ -179,7 +204,7 @@ def set_value(
     try:
         answer = client.update_item(
             TableName=settings().counters_table,
-            Key=_key(workspace, name),
+            Key=key(workspace, name),
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
             **update.params(),
@@ -196,13 +221,14 @@ def set_value(
 # ------------------------------------------------------------------ expression building
 
 
-class _Update:
+class Update:
     """An UpdateItem expression built from named pieces; `#x` names and `:x` values are
     collected as they are used (DynamoDB rejects unused ones)."""
 
     def __init__(self) -> None:
         self.sets: list[str] = []
         self.adds: list[str] = []
+        self.removes: list[str] = []
         self.conditions: list[str] = []
         self.values: dict[str, int | str] = {}
 
@@ -215,6 +241,9 @@ class _Update:
         self.adds.append(f"#{attr} :{placeholder}")
         self.values[placeholder] = value
 
+    def remove(self, *names: str) -> None:
+        self.removes.extend(names)
+
     def require(self, condition: str, **values: int | str) -> None:
         self.conditions.append(condition)
         self.values.update(values)
@@ -225,6 +254,7 @@ class _Update:
             for part in (
                 "SET " + ", ".join(self.sets) if self.sets else "",
                 "ADD " + ", ".join(self.adds) if self.adds else "",
+                "REMOVE " + ", ".join(self.removes) if self.removes else "",
             )
             if part
         )
@@ -246,8 +276,8 @@ class _Update:
 _NAME = re.compile(r"#(\w+)")
 
 
-def _change_update(delta: int, at: Moment, rollover: str, *, public_only: bool) -> _Update:
-    update = _Update()
+def _change_update(delta: int, at: Moment, rollover: str, *, public_only: bool) -> Update:
+    update = Update()
     update.add("v", delta)
     update.set("#ru = if_not_exists(#ru, :ru0) - :d", ru0=INT64_MAX, d=delta)
     update.set("#rd = if_not_exists(#rd, :rd0) + :d", rd0=-INT64_MIN)
@@ -325,8 +355,12 @@ def _raise_refusal(old: dict[str, Any] | None, delta: int, refuse_private: Tally
         )
 
 
-def _key(workspace: str, name: str) -> dict[str, Any]:
+def key(workspace: str, name: str) -> dict[str, Any]:
     return {"workspace": {"S": workspace}, "counter": {"S": name}}
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
 
 
 def _iso(epoch_ms: int) -> str:

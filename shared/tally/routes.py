@@ -17,6 +17,14 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/v2/{workspace}/{name}/reset"),
     ("GET", "/v2/{workspace}/{name}/set"),
     ("GET", "/v2/{workspace}/{name}/stats"),
+    ("POST", "/account/counters/{name}/{value}"),
+    ("DELETE", "/account/counters/{name}"),
+    ("GET", "/account/counters"),
+    ("GET", "/app/session"),
+    ("GET", "/account/counters/{name}/settings"),
+    ("PUT", "/account/counters/{name}/settings"),
+    ("POST", "/account/invoice-items"),
+    ("GET", "/account/invoice-items"),
 )
 
 

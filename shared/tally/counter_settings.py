@@ -1,0 +1,139 @@
+"""Counter settings ("set up in the dashboard"): visibility, description, bounds, billing.
+
+They live on the counter's own item, so a change checks its bounds in the same atomic write.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+from tally import aws, counters
+from tally.config import settings
+from tally.errors import Conflict
+from tally.names import INT64_MAX, INT64_MIN
+
+Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+
+
+class Billing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: Annotated[StrictInt, Field(gt=0, le=INT64_MAX)]
+    amount: Annotated[StrictInt, Field(ge=-(10**12), le=10**12)]
+    description: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+    @model_validator(mode="after")
+    def _non_zero_amount(self) -> Billing:
+        if self.amount == 0:
+            raise ValueError("amount must be a non-zero number of cents")
+        return self
+
+
+class SettingsChange(BaseModel):
+    """PUT body: fields present are set, `null` clears a bound or billing, absent ones stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visibility: Literal["private", "public"] | None = None
+    description: Annotated[StrictStr, Field(max_length=500)] | None = None
+    lower_bound: Int64 | None = None
+    upper_bound: Int64 | None = None
+    billing: Billing | None = None
+
+    @model_validator(mode="after")
+    def _ordered_bounds(self) -> SettingsChange:
+        lo, hi = self.lower_bound, self.upper_bound
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError("lower_bound must not be above upper_bound")
+        return self
+
+
+def read(counter: counters.Counter | None) -> dict[str, Any]:
+    item = counter.item if counter else {}
+
+    def number(attr: str) -> int | None:
+        return int(item[attr]["N"]) if attr in item else None
+
+    billing = None
+    if "bt" in item:
+        billing = {
+            "threshold": number("bt"),
+            "amount": number("ba"),
+            "description": item["bd"]["S"],
+        }
+    return {
+        "visibility": item.get("vis", {}).get("S", "private"),
+        "description": item.get("desc", {}).get("S", ""),
+        "lower_bound": number("lo"),
+        "upper_bound": number("hi"),
+        "billing": billing,
+    }
+
+
+def put(workspace: str, name: str, change: SettingsChange, *, client: Any = None) -> dict:
+    """Apply a settings change in one conditional UpdateItem: refused (409, nothing changed) if
+    the counter's current value is outside the new bounds."""
+    given = change.model_fields_set
+    update = counters.Update()
+    removes: list[str] = []
+    if "visibility" in given:
+        update.set("#vis = :vis", vis=change.visibility or "private")
+    if "description" in given:
+        update.set("#desc = :desc", desc=change.description or "")
+    if "billing" in given:
+        if change.billing is None:
+            removes += ["#bt", "#ba", "#bd"]
+        else:
+            update.set(
+                "#bt = :bt, #ba = :ba, #bd = :bd",
+                bt=change.billing.threshold,
+                ba=change.billing.amount,
+                bd=change.billing.description,
+            )
+    # Each new bound comes with the room the change path checks (ru = hi - v, rd = v - lo),
+    # computed by DynamoDB from the value it holds at that moment.
+    if "upper_bound" in given:
+        hi = change.upper_bound
+        if hi is None:
+            removes.append("#hi")
+            update.set("#ru = :max - if_not_exists(#v, :zero)", max=INT64_MAX, zero=0)
+        else:
+            update.set("#hi = :hi, #ru = :hi - if_not_exists(#v, :zero)", hi=hi, zero=0)
+            update.require(_holds("#v <= :hi", zero_ok=hi >= 0))
+    if "lower_bound" in given:
+        lo = change.lower_bound
+        if lo is None:
+            removes.append("#lo")
+            update.set("#rd = if_not_exists(#v, :zero) - :min", min=INT64_MIN, zero=0)
+        else:
+            update.set("#lo = :lo, #rd = if_not_exists(#v, :zero) - :lo", lo=lo, zero=0)
+            update.require(_holds("#v >= :lo", zero_ok=lo <= 0))
+    update.set("#ca = if_not_exists(#ca, :now)", now=counters.now_ms())
+    update.remove(*removes)
+    try:
+        answer = (client or aws.dynamodb()).update_item(
+            TableName=settings().counters_table,
+            Key=counters.key(workspace, name),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **update.params(),
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        value = int(err.response.get("Item", {}).get("v", {}).get("N", "0"))
+        raise Conflict(
+            f"the counter's value {value} is outside the new bounds",
+            fields={"lower_bound" if "lower_bound" in given else "upper_bound": "violated"},
+        ) from err
+    return read(counters.Counter(workspace, name, answer["Attributes"]))
+
+
+def _holds(check: str, *, zero_ok: bool) -> str:
+    """The bound holds for the stored value; a counter never changed has the value 0."""
+    if zero_ok:
+        return f"(attribute_not_exists(#v) OR {check})"
+    return f"(attribute_exists(#v) AND {check})"

@@ -1,0 +1,143 @@
+"""Invoice items: one item per charge (or offset) on a workspace's next invoice.
+
+Items are keyed by id, so an id can be chosen to make a write happen exactly once (billing
+derives it from what it bills); a local secondary index on the creation time lists them newest
+first, strongly consistent.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+from tally import aws
+from tally.config import settings
+from tally.errors import BadRequest, Conflict
+
+MAX_AMOUNT = 10**12
+BY_TIME = "by_time"
+
+
+class NewItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Annotated[StrictInt, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+    description: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+    @field_validator("amount")
+    @classmethod
+    def _non_zero(cls, amount: int) -> int:
+        if amount == 0:
+            raise ValueError("amount must be a non-zero number of cents")
+        return amount
+
+
+def new_id() -> str:
+    return f"ivi_{secrets.token_hex(12)}"
+
+
+def create(
+    workspace: str,
+    item: NewItem,
+    *,
+    source: str = "api",
+    item_id: str | None = None,
+    client: Any = None,
+) -> dict[str, Any]:
+    record = _record(workspace, item, source, item_id or new_id())
+    try:
+        (client or aws.dynamodb()).put_item(
+            TableName=settings().invoice_items_table,
+            Item=record,
+            ConditionExpression="attribute_not_exists(item_id)",
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise Conflict(f"invoice item {record['item_id']['S']} exists") from err
+        raise
+    return render(record)
+
+
+def _record(workspace: str, item: NewItem, source: str, item_id: str) -> dict[str, Any]:
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "workspace": {"S": workspace},
+        "item_id": {"S": item_id},
+        "amount": {"N": str(item.amount)},
+        "description": {"S": item.description},
+        "timestamp": {"S": stamp},
+        "source": {"S": source},
+        "created": {"S": f"{stamp}#{item_id}"},  # the index's sort key: time, then id
+    }
+
+
+def render(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": record["item_id"]["S"],
+        "account_id": record["workspace"]["S"],
+        "amount": int(record["amount"]["N"]),
+        "description": record["description"]["S"],
+        "timestamp": record["timestamp"]["S"],
+        "invoice_id": record["invoice_id"]["S"] if "invoice_id" in record else None,
+        "source": record["source"]["S"],
+    }
+
+
+def page(
+    workspace: str, *, limit: int = 50, cursor: str | None = None, client: Any = None
+) -> dict[str, Any]:
+    """One page of items, newest first, with the workspace's item count and the next cursor."""
+    client = client or aws.dynamodb()
+    table = settings().invoice_items_table
+    query: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": BY_TIME,
+        "KeyConditionExpression": "workspace = :ws",
+        "ExpressionAttributeValues": {":ws": {"S": workspace}},
+        "ScanIndexForward": False,
+        "ConsistentRead": True,
+        "Limit": limit,
+    }
+    if cursor:
+        query["ExclusiveStartKey"] = _decode_cursor(cursor, workspace)
+    answer = client.query(**query)
+    last = answer.get("LastEvaluatedKey")
+    return {
+        "list": [render(record) for record in answer["Items"]],
+        "total": _count(client, table, workspace),
+        "next_cursor": _encode_cursor(last) if last else None,
+    }
+
+
+def _count(client: Any, table: str, workspace: str) -> int:
+    pages = client.get_paginator("query").paginate(
+        TableName=table,
+        KeyConditionExpression="workspace = :ws",
+        ExpressionAttributeValues={":ws": {"S": workspace}},
+        Select="COUNT",
+        ConsistentRead=True,
+    )
+    return sum(p["Count"] for p in pages)
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    plain = {"i": key["item_id"]["S"], "c": key["created"]["S"]}
+    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, workspace: str) -> dict[str, Any]:
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return {
+            "workspace": {"S": workspace},
+            "item_id": {"S": str(plain["i"])},
+            "created": {"S": str(plain["c"])},
+        }
+    except (ValueError, KeyError, TypeError) as err:
+        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"}) from err

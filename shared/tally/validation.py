@@ -1,0 +1,22 @@
+"""Request bodies parsed by pydantic; a validation failure is a 400 naming each bad field."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from tally.errors import BadRequest
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse(model: type[Model], data: dict[str, Any]) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        fields = {
+            ".".join(str(part) for part in error["loc"]) or "body": error["msg"]
+            for error in err.errors(include_url=False)
+        }
+        raise BadRequest("the request body is invalid", fields=fields) from None
