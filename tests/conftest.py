@@ -13,8 +13,9 @@ import pytest
 from moto import mock_aws
 from werkzeug.test import Client
 
-from tally import aws, config, keys
+from tally import aws, config, keys, rate_limit
 from tally_local import dynamodb
+from tally_local.cli import DEFAULT_ADMIN_TOKEN
 from tally_local.demo import DEMO_KEY, seed_demo
 from tally_local.gateway import Gateway
 from tally_local.template import Template
@@ -22,13 +23,15 @@ from tally_local.template import Template
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 TEMPLATE = Template()
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = DEFAULT_ADMIN_TOKEN  # the token the sample events carry
 
 
 def _clear_caches() -> None:
     config.settings.cache_clear()
     aws.dynamodb.cache_clear()
     keys._cache.clear()
+    rate_limit._hints.clear()
+    rate_limit._policies.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -103,17 +103,18 @@ def test_backstack_needs_a_key_and_the_right_scope(api, workspace):
     assert api("GET", "/app/session").status == 401
 
 
-def test_a_warm_backstack_add_is_one_dynamodb_call(api, workspace):
+def test_a_warm_backstack_add_is_one_call_for_the_change_and_one_for_the_rate_limit(api, workspace):
     _, key = workspace
-    _add(api, key, "c", 1)  # the key is now cached and today's bucket exists
+    _add(api, key, "c", 1)  # the key and policy are now cached and today's bucket exists
     calls = []
     aws.dynamodb().meta.events.register(
-        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+        "before-parameter-build.dynamodb.*",
+        lambda model, params, **_: calls.append((model.name, params["TableName"])),
     )
 
     _add(api, key, "c", 1)
 
-    assert calls == ["UpdateItem"]
+    assert calls == [("UpdateItem", "RateLimitsTable"), ("UpdateItem", "CountersTable")]
 
 
 # ------------------------------------------------------------------ settings and bounds

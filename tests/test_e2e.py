@@ -204,3 +204,30 @@ def test_32_callers_racing_down_to_a_lower_bound_get_exactly_the_room_there_was(
     assert statuses.count(409) == 22
     data = server.call("/v2/acme/stock", key=acme)[1]["data"]
     assert (data["value"], data["down_count"]) == (0, 10)
+
+
+def test_32_callers_sending_1000_requests_at_one_bucket_get_no_more_than_it_holds(server, acme):
+    quota, window = 100, 60
+    status, _ = server.call(
+        "/admin/workspaces/acme/rate-limit",
+        method="PUT",
+        key=ADMIN,
+        body={"quota": quota, "window": window},
+    )
+    assert status == 200
+    time.sleep(0.1)
+
+    def up(_: int) -> int:
+        return server.call("/v2/acme/limited/up", key=acme)[0]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(up, range(1000)))
+    elapsed = time.monotonic() - started
+
+    admitted = statuses.count(200)
+    ceiling = quota + quota / window * elapsed
+    print(f"\nrate limit: {admitted} of 1000 admitted in {elapsed:.1f} s (ceiling {ceiling:.1f})")
+    assert set(statuses) <= {200, 429}
+    assert quota <= admitted <= ceiling
+    assert server.call("/v2/acme/limited", key=acme)[1]["data"]["value"] == admitted

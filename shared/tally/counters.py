@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws
+from tally import aws, clock
 from tally.config import settings
 from tally.errors import Conflict, TallyError, Unavailable
 from tally.names import INT64_MAX, INT64_MIN
@@ -141,7 +141,7 @@ def change(
             f"{delta} is beyond what a counter's totals can hold", fields={"value": "too large"}
         )
     client = client or aws.dynamodb()
-    at = Moment.of(now or datetime.now(UTC))
+    at = Moment.of(now or clock.now())
     # The first change of a UTC day (or ISO week) resets that bucket: a different expression.
     # Guess "same day"; a failed guess returns the old item (no extra read) and we retry once.
     rollover = "same_day"
@@ -192,7 +192,7 @@ def set_value(
 ) -> Counter:
     """Set the value outright (reset is value 0). Counts in neither up nor down."""
     client = client or aws.dynamodb()
-    at = Moment.of(now or datetime.now(UTC))
+    at = Moment.of(now or clock.now())
     update = Update()
     update.set("#v = :n", n=value)
     update.set("#ru = if_not_exists(#hi, :max) - :n", max=INT64_MAX)
@@ -360,7 +360,7 @@ def key(workspace: str, name: str) -> dict[str, Any]:
 
 
 def now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
+    return int(clock.now().timestamp() * 1000)
 
 
 def _iso(epoch_ms: int) -> str:

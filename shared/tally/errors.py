@@ -48,6 +48,16 @@ class Conflict(TallyError):
     status, kind = 409, "user"
 
 
+class RateLimited(TallyError):
+    status, kind = 429, "user"
+
+    def __init__(self, quota: int, window: int, retry_after: int) -> None:
+        super().__init__(
+            f"rate limit exceeded: {quota} requests per {window} s on this path; "
+            f"retry in {retry_after} s"
+        )
+
+
 class Unavailable(TallyError):
     """DynamoDB throttled or failed past the SDK's retries: the caller may retry."""
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tally.errors import BadRequest, Internal, TallyError, Unavailable
+from tally.errors import BadRequest, Internal, RateLimited, TallyError, Unavailable
 
 logger = Logger()
 
@@ -96,10 +96,36 @@ def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = 
     }
 
 
-def error_answer(request: Request, err: TallyError) -> dict:
+def error_answer(request: Request, err: TallyError, headers: dict[str, str] | None = None) -> dict:
     from tally.dialects import for_path
 
-    return respond(err.status, for_path(request.path).error_body(err), err.headers)
+    return respond(
+        err.status, for_path(request.path).error_body(err), {**(headers or {}), **err.headers}
+    )
+
+
+def rate_limit(request: Request) -> Any:
+    """Take a token for this caller and path: the decision, or None when the bucket table is
+    unreachable. Then the request is served anyway (fail open): the limit protects the service,
+    and an outage of the limiter must not become an outage of counting."""
+    from tally import keys, names, rate_limit
+
+    try:
+        caller = keys.identify(request.bearer)
+        workspace = request.path_params.get("workspace")
+        try:
+            workspace = names.workspace(workspace) if workspace else None
+        except BadRequest:
+            workspace = None
+        policy = rate_limit.policy_for(workspace or (caller.workspace if caller else None))
+        who = f"key:{caller.key_id}" if caller else f"ip:{request.source_ip}"
+        return rate_limit.take(rate_limit.bucket_id(who, request.method, request.path), policy)
+    except (ClientError, BotoCoreError) as err:
+        logger.warning(
+            "rate limit unavailable: failing open",
+            extra={"rate_limit": "fail_open", "error": repr(err)},
+        )
+        return None
 
 
 Handler = Callable[[Request], tuple[int, dict[str, Any]]]
@@ -113,11 +139,19 @@ def api_handler(fn: Handler) -> Callable[[dict, Any], dict]:
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     def handler(event: dict[str, Any], context: Any) -> dict:
         request = Request.from_event(event)
+        limit_headers: dict[str, str] = {}
         try:
+            decision = rate_limit(request)
+            if decision is not None:
+                limit_headers = decision.headers()
+                if not decision.allowed:  # a limited call never reaches the domain
+                    raise RateLimited(
+                        decision.policy.quota, decision.policy.window, decision.retry_after_s
+                    )
             status, body = fn(request)
-            return respond(status, body)
+            return respond(status, body, limit_headers)
         except TallyError as err:
-            return error_answer(request, err)
+            return error_answer(request, err, limit_headers)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
             if (
@@ -125,15 +159,17 @@ def api_handler(fn: Handler) -> Callable[[dict, Any], dict]:
                 or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
             ):
                 logger.warning("dynamodb unavailable", extra={"code": code})
-                return error_answer(request, Unavailable())
+                return error_answer(request, Unavailable(), limit_headers)
             logger.exception("dynamodb refused a request")
         except BotoCoreError:
             logger.exception("dynamodb unreachable")
-            return error_answer(request, Unavailable())
+            return error_answer(request, Unavailable(), limit_headers)
         except Exception:
             logger.exception("unhandled error")
         return error_answer(
-            request, Internal(f"internal error; quote request id {request.request_id}")
+            request,
+            Internal(f"internal error; quote request id {request.request_id}"),
+            limit_headers,
         )
 
     return handler

@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from tally import aws
+from tally import aws, clock
 from tally.config import settings
 from tally.errors import BadRequest, Conflict
 
@@ -65,7 +64,7 @@ def create(
 
 
 def _record(workspace: str, item: NewItem, source: str, item_id: str) -> dict[str, Any]:
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {
         "workspace": {"S": workspace},
         "item_id": {"S": item_id},

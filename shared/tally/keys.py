@@ -7,12 +7,11 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws
+from tally import aws, clock
 from tally.config import settings
 from tally.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
 
@@ -151,8 +150,9 @@ def revoke_key(workspace: str, key_id: str, *, client: Any = None) -> dict[str, 
 
 
 # key_id -> (monotonic expiry, key item or None). Warm containers skip the lookup; a revocation
-# reaches every container within TALLY_KEY_CACHE_SECONDS.
-_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+# reaches every container within TALLY_KEY_CACHE_SECONDS. Unknown ids are cached too, so a flood
+# of made-up keys costs one read per id, not one per request.
+_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
 
 def _lookup(key_id: str, client: Any) -> dict[str, Any] | None:
@@ -166,10 +166,9 @@ def _lookup(key_id: str, client: Any) -> dict[str, Any] | None:
         )
         .get("Item")
     )
-    if item is not None:
-        if len(_cache) > 10_000:
-            _cache.clear()
-        _cache[key_id] = (time.monotonic() + settings().key_cache_seconds, item)
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[key_id] = (time.monotonic() + settings().key_cache_seconds, item)
     return item
 
 
@@ -184,6 +183,16 @@ def authenticate(secret: str, *, client: Any = None) -> Caller:
     ):
         raise Unauthorized("invalid or revoked API key")
     return Caller(item["workspace"]["S"], key_id, frozenset(item["scopes"]["SS"]))
+
+
+def identify(secret: str | None, *, client: Any = None) -> Caller | None:
+    """The caller a Bearer secret stands for, or None (no key, or not a valid one)."""
+    if not secret:
+        return None
+    try:
+        return authenticate(secret, client=client)
+    except Unauthorized:
+        return None
 
 
 def check_admin_token(token: str | None) -> None:
@@ -203,4 +212,4 @@ def check_admin_token(token: str | None) -> None:
 
 
 def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -9,6 +9,7 @@ from tally.errors import MethodNotAllowed, NotFound
 
 ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", "/admin/workspaces"),
+    ("PUT", "/admin/workspaces/{workspace}/rate-limit"),
     ("POST", "/account/api-keys"),
     ("DELETE", "/account/api-keys/{key_id}"),
     ("GET", "/v2/{workspace}/{name}"),

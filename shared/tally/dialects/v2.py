@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from tally import clock
 from tally.counters import Counter
 from tally.errors import TallyError
 
@@ -37,7 +38,7 @@ def counter_answer(counter: Counter) -> tuple[int, dict[str, Any]]:
 
 def stats_answer(counter: Counter, now: datetime | None = None) -> tuple[int, dict[str, Any]]:
     data = counter_data(counter)
-    data["stats"] = counter.stats(now or datetime.now(UTC))
+    data["stats"] = counter.stats(now or clock.now())
     return 200, {"code": "200", "data": data}
 
 

@@ -1,0 +1,189 @@
+"""Rate limits: a token bucket per (caller, method, path), kept in its own DynamoDB table.
+
+The bucket is stored as one number, its "theoretical arrival time" (GCRA, the token bucket's
+equivalent form): `tat` is when the bucket will be full again. Taking a token moves it one
+interval later; the bucket is empty when `tat` is a whole window ahead of now. That makes a take
+a single conditional write with no read:
+  not full (tat >= now):  ADD tat :interval        IF tat <= now + (capacity - 1) * interval
+  full or new:            SET tat = now + interval IF tat < now (or no item)
+A per-container hint picks the likely case; a wrong guess returns the item as it was (ALL_OLD),
+which decides the next attempt. Worst case three calls; the common case one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tally import aws, clock
+from tally.config import settings
+
+_TRIES = 3
+_TTL_MARGIN_S = 60
+
+
+@dataclass(frozen=True)
+class Policy:
+    quota: int = 600  # requests per window = the bucket's capacity
+    window: int = 60  # seconds to refill from empty
+    name: str = "default"
+
+    @property
+    def interval_us(self) -> int:
+        return round(self.window * 1_000_000 / self.quota)
+
+    @property
+    def header(self) -> str:
+        return f'"{self.name}";q={self.quota};w={self.window}'
+
+
+DEFAULT = Policy()
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: Policy
+    allowed: bool
+    remaining: int
+    full_in_s: int  # seconds until the bucket is full again
+    retry_after_s: int = 0
+
+    def headers(self) -> dict[str, str]:
+        out = {
+            "RateLimit-Policy": self.policy.header,
+            "RateLimit": f'"{self.policy.name}";r={self.remaining};t={self.full_in_s}',
+            "X-RateLimit-Limit": str(self.policy.quota),
+            "X-RateLimit-Remaining": str(self.remaining),
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(self.retry_after_s)
+        return out
+
+
+def bucket_id(caller: str, method: str, path: str) -> str:
+    # Paths can be long and arbitrary; the key stays short and fixed-size.
+    return f"{caller}#{method}#{hashlib.sha256(path.encode()).hexdigest()[:32]}"
+
+
+_hints: dict[str, int] = {}  # bucket -> last tat seen by this container
+
+
+def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decision:
+    """Take one token from `bucket`, or learn when one will be there."""
+    client = client or aws.dynamodb()
+    now = clock.now_us()
+    interval = policy.interval_us
+    latest = now + (policy.quota - 1) * interval  # the last tat at which a token is left
+    expires = math.ceil((now + policy.quota * interval) / 1_000_000) + _TTL_MARGIN_S
+    full = _hints.get(bucket, 0) < now
+    for _ in range(_TRIES):
+        if full:
+            update = {
+                "UpdateExpression": "SET #tat = :first, #exp = :exp",
+                "ConditionExpression": "attribute_not_exists(#tat) OR #tat < :now",
+                "ExpressionAttributeValues": _numbers(first=now + interval, exp=expires, now=now),
+            }
+        else:
+            update = {
+                "UpdateExpression": "ADD #tat :interval SET #exp = :exp",
+                "ConditionExpression": "#tat >= :now AND #tat <= :latest",
+                "ExpressionAttributeValues": _numbers(
+                    interval=interval, exp=expires, now=now, latest=latest
+                ),
+            }
+        try:
+            answer = client.update_item(
+                TableName=settings().rate_limits_table,
+                Key={"bucket": {"S": bucket}},
+                ExpressionAttributeNames={"#tat": "tat", "#exp": "expires"},
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **update,
+            )
+        except client.exceptions.ConditionalCheckFailedException as err:
+            old = err.response.get("Item")
+            tat = int(old["tat"]["N"]) if old and "tat" in old else None
+            if tat is not None and tat > latest:  # empty: refused, and nothing was written
+                _remember(bucket, tat)
+                return Decision(
+                    policy,
+                    allowed=False,
+                    remaining=0,
+                    full_in_s=math.ceil((tat - now) / 1_000_000),
+                    retry_after_s=max(1, math.ceil((tat - latest) / 1_000_000)),
+                )
+            full = tat is None or tat < now
+            continue
+        tat = int(answer["Attributes"]["tat"]["N"])
+        _remember(bucket, tat)
+        return Decision(
+            policy,
+            allowed=True,
+            remaining=max(0, (now + policy.quota * interval - tat) // interval),
+            full_in_s=math.ceil((tat - now) / 1_000_000),
+        )
+    raise RuntimeError("rate limit bucket did not settle")  # unreachable: tat only grows
+
+
+def _remember(bucket: str, tat: int) -> None:
+    if len(_hints) > 10_000:
+        _hints.clear()
+    _hints[bucket] = tat
+
+
+def _numbers(**values: int) -> dict[str, Any]:
+    return {f":{k}": {"N": str(v)} for k, v in values.items()}
+
+
+# ------------------------------------------------------------------ per-workspace policies
+
+_policies: dict[str, tuple[float, Policy]] = {}
+
+
+def policy_for(workspace: str | None, *, client: Any = None) -> Policy:
+    """The workspace's own limit if an operator set one, else the default (cached while warm)."""
+    if workspace is None:
+        return DEFAULT
+    hit = _policies.get(workspace)
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    item = (
+        (client or aws.dynamodb())
+        .get_item(
+            TableName=settings().workspaces_table,
+            Key={"workspace": {"S": workspace}},
+            ProjectionExpression="rl_quota, rl_window",
+        )
+        .get("Item", {})
+    )
+    policy = DEFAULT
+    if "rl_quota" in item:
+        policy = Policy(int(item["rl_quota"]["N"]), int(item["rl_window"]["N"]), "workspace")
+    if len(_policies) > 10_000:
+        _policies.clear()
+    _policies[workspace] = (time.monotonic() + settings().key_cache_seconds, policy)
+    return policy
+
+
+def set_policy(workspace: str, quota: int, window: int, *, client: Any = None) -> Policy:
+    from botocore.exceptions import ClientError
+
+    from tally.errors import NotFound
+
+    try:
+        (client or aws.dynamodb()).update_item(
+            TableName=settings().workspaces_table,
+            Key={"workspace": {"S": workspace}},
+            UpdateExpression="SET rl_quota = :q, rl_window = :w",
+            ConditionExpression="attribute_exists(workspace)",
+            ExpressionAttributeValues=_numbers(q=quota, w=window),
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise NotFound(f"no workspace '{workspace}'") from err
+        raise
+    _policies.pop(workspace, None)
+    return Policy(quota, window, "workspace")
