@@ -18,8 +18,8 @@ serve: $(STAMP)
 	$(BIN)/tally serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared functions tally_local tests
-	$(BIN)/ruff format --check shared functions tally_local tests
+	$(BIN)/ruff check shared functions tally_local tests bench
+	$(BIN)/ruff format --check shared functions tally_local tests bench
 	$(BIN)/cfn-lint template.yaml
 
 test: lint

@@ -16,6 +16,7 @@ from typing import Any
 
 from tally_local import dynamodb
 from tally_local.demo import DEMO_KEY, seed_demo
+from tally_local.schedule import Scheduler
 from tally_local.template import REGION, Template
 
 DEFAULT_ADMIN_TOKEN = "local-admin-token"
@@ -52,6 +53,10 @@ def serve(args: argparse.Namespace) -> int:
         fn.load()  # import every handler now: errors surface at start, not on first request
     gateway = Gateway(template)
     server = make_server(args.host, args.port, gateway, threaded=True)
+    scheduler = Scheduler(
+        [fn for fn in template.functions.values() if fn.schedules], args.schedule_interval
+    )
+    scheduler.start()
     routes = [r for r in template.routes() if r.path != "$default"]
     print(
         f"tally serve: http://{args.host}:{server.server_port} "
@@ -65,6 +70,7 @@ def serve(args: argparse.Namespace) -> int:
             else "  admin token: from TALLY_ADMIN_TOKEN\n"
         )
         + (f"  demo workspace key: {DEMO_KEY}\n" if embedded else "")
+        + (f"  schedules: {scheduler.describe()}\n" if scheduler.plan else "")
         + f"  ready in {time.perf_counter() - started:.2f}s",
         file=sys.stderr,
         flush=True,
@@ -74,6 +80,7 @@ def serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        scheduler.stop()
         server.server_close()
         if embedded:
             embedded.stop()
@@ -128,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=3000)
     p_serve.add_argument("--dynamodb-port", type=int, default=8000)
+    p_serve.add_argument(
+        "--schedule-interval",
+        type=float,
+        metavar="SECONDS",
+        help="fire every Schedule event this often instead of the template's rate",
+    )
     p_serve.set_defaults(run=serve)
     p_invoke = sub.add_parser("invoke", help="run one function once, like `sam local invoke`")
     p_invoke.add_argument("logical_id", help="the function's logical id in template.yaml")

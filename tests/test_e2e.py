@@ -9,6 +9,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,7 +41,16 @@ class Server:
         env["TALLY_ADMIN_TOKEN"] = ADMIN
         self.env = env
         self.process = subprocess.Popen(
-            [TALLY, "serve", "--port", str(self.port), "--dynamodb-port", str(self.ddb_port)],
+            [
+                TALLY,
+                "serve",
+                "--port",
+                str(self.port),
+                "--dynamodb-port",
+                str(self.ddb_port),
+                "--schedule-interval",
+                "1",
+            ],
             cwd=ROOT,
             env=env,
             stdout=self.log_path.open("w"),
@@ -206,10 +216,15 @@ def test_32_callers_racing_down_to_a_lower_bound_get_exactly_the_room_there_was(
     assert (data["value"], data["down_count"]) == (0, 10)
 
 
-def test_32_callers_sending_1000_requests_at_one_bucket_get_no_more_than_it_holds(server, acme):
+def test_32_callers_sending_1000_requests_at_one_bucket_get_no_more_than_it_holds(server):
     quota, window = 100, 60
+    status, made = server.call(
+        "/admin/workspaces", method="POST", key=ADMIN, body={"workspace": "limited"}
+    )
+    assert status == 201
+    key = made["api_key"]
     status, _ = server.call(
-        "/admin/workspaces/acme/rate-limit",
+        "/admin/workspaces/limited/rate-limit",
         method="PUT",
         key=ADMIN,
         body={"quota": quota, "window": window},
@@ -218,7 +233,7 @@ def test_32_callers_sending_1000_requests_at_one_bucket_get_no_more_than_it_hold
     time.sleep(0.1)
 
     def up(_: int) -> int:
-        return server.call("/v2/acme/limited/up", key=acme)[0]
+        return server.call("/v2/limited/c/up", key=key)[0]
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -230,4 +245,53 @@ def test_32_callers_sending_1000_requests_at_one_bucket_get_no_more_than_it_hold
     print(f"\nrate limit: {admitted} of 1000 admitted in {elapsed:.1f} s (ceiling {ceiling:.1f})")
     assert set(statuses) <= {200, 429}
     assert quota <= admitted <= ceiling
-    assert server.call("/v2/acme/limited", key=acme)[1]["data"]["value"] == admitted
+    assert server.call("/v2/limited/c", key=key)[1]["data"]["value"] == admitted
+
+
+def test_billing_while_a_counter_is_hammered_loses_nothing_and_bills_nothing_twice(server, acme):
+    from tally import billing, invoices
+    from tally_local import dynamodb
+
+    threshold = 50
+    status, _ = server.call(
+        "/account/counters/hammered/settings",
+        method="PUT",
+        key=acme,
+        body={"billing": {"threshold": threshold, "amount": 7, "description": "per 50"}},
+    )
+    assert status == 200
+    client = dynamodb.client(f"http://127.0.0.1:{server.ddb_port}")
+    stop = threading.Event()
+    reports: list[billing.Report] = []
+
+    def bill_repeatedly() -> None:  # two of these overlap, besides tally serve's own schedule
+        while not stop.is_set():
+            reports.append(billing.run(client=client))
+
+    def add(_: int) -> int:
+        return server.call("/account/counters/hammered/1", method="POST", key=acme)[0]
+
+    runners = [threading.Thread(target=bill_repeatedly) for _ in range(2)]
+    for runner in runners:
+        runner.start()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(add, range(400)))
+    stop.set()
+    for runner in runners:
+        runner.join()
+    billing.run(client=client)
+
+    assert statuses == [200] * 400
+    items = [
+        i
+        for i in invoices.page("acme", limit=100, client=client)["list"]
+        if i["source"] == "billing"
+    ]
+    ids = [i["id"] for i in items]
+    assert len(ids) == len(set(ids))
+    billed_units = sum(i["amount"] for i in items) // 7 * threshold
+    value = server.call("/account/counters", key=acme)[1]["counters"]["hammered"]
+    assert billed_units + value == 400  # billed units + current value = all changes
+    assert value < threshold
+    assert sum(r.items_created for r in reports) >= 1
+    assert "schedule BillingFunction" in server.log()

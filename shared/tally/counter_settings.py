@@ -85,7 +85,7 @@ def put(workspace: str, name: str, change: SettingsChange, *, client: Any = None
         update.set("#desc = :desc", desc=change.description or "")
     if "billing" in given:
         if change.billing is None:
-            removes += ["#bt", "#ba", "#bd"]
+            removes += ["#bt", "#ba", "#bd", "#due"]
         else:
             update.set(
                 "#bt = :bt, #ba = :ba, #bd = :bd",
@@ -129,6 +129,7 @@ def put(workspace: str, name: str, change: SettingsChange, *, client: Any = None
             f"the counter's value {value} is outside the new bounds",
             fields={"lower_bound" if "lower_bound" in given else "upper_bound": "violated"},
         ) from err
+    counters.mark_if_due(workspace, name, answer["Attributes"], client=client)
     return read(counters.Counter(workspace, name, answer["Attributes"]))
 
 

@@ -8,6 +8,8 @@ Item attributes (short names keep a busy counter under 1 KB, i.e. one write unit
   hi / lo      bounds, absent = signed 64-bit  vis / desc   visibility ("public"), description
   ca / ua      created / updated, epoch ms
   dy, dyu, dyd  UTC day (yyyymmdd) and its up/down; wk, wku, wkd  ISO week (yyyyww) and its up/down
+  bt, ba, bd   billing threshold, amount, description   bu  units billed over its life
+  due          present while the counter is at or above its billing threshold (see billing.py)
   hHHu/hHHd    hour of day 00-23   wNu/wNd  weekday 0=Monday   qNu/qNd  quarter 1-4 (all-time, UTC)
 """
 
@@ -25,6 +27,7 @@ from tally.config import settings
 from tally.errors import Conflict, TallyError, Unavailable
 from tally.names import INT64_MAX, INT64_MIN
 
+DUE = "due"  # the mark of a counter at or above its billing threshold (a sparse index's key)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _ROLLOVER_TRIES = 4
 
@@ -162,8 +165,30 @@ def change(
             _raise_refusal(old, delta, refuse_private)
             rollover = _rollover_for(old, at)
             continue
+        mark_if_due(workspace, name, answer["Attributes"], client=client)
         return Counter(workspace, name, answer["Attributes"])
     raise Unavailable("the counter is changing too fast to record; retry", retry_after=1)
+
+
+def mark_if_due(workspace: str, name: str, item: dict[str, Any], *, client: Any = None) -> None:
+    """Given a counter as a write left it: mark it due if it reached its billing threshold and
+    is not marked yet. The only extra write on the change path, once per crossing."""
+    if "bt" not in item or "due" in item:
+        return
+    if int(item.get("v", {}).get("N", "0")) < int(item["bt"]["N"]):
+        return
+    try:
+        (client or aws.dynamodb()).update_item(
+            TableName=settings().counters_table,
+            Key=key(workspace, name),
+            UpdateExpression="SET #due = :due",
+            ConditionExpression="attribute_not_exists(#due) AND #v >= #bt",
+            ExpressionAttributeNames={"#due": "due", "#v": "v", "#bt": "bt"},
+            ExpressionAttributeValues={":due": {"S": DUE}},
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise  # the condition failing means marked already, or billed meanwhile: fine
 
 
 def values(workspace: str, *, client: Any = None) -> dict[str, int]:
@@ -215,6 +240,7 @@ def set_value(
         raise Conflict(
             f"{value} is outside the counter's bounds", fields={"value": "outside bounds"}
         ) from err
+    mark_if_due(workspace, name, answer["Attributes"], client=client)
     return Counter(workspace, name, answer["Attributes"])
 
 

@@ -49,7 +49,7 @@ def create(
     item_id: str | None = None,
     client: Any = None,
 ) -> dict[str, Any]:
-    record = _record(workspace, item, source, item_id or new_id())
+    record = record_of(workspace, item, source, item_id or new_id())
     try:
         (client or aws.dynamodb()).put_item(
             TableName=settings().invoice_items_table,
@@ -63,7 +63,7 @@ def create(
     return render(record)
 
 
-def _record(workspace: str, item: NewItem, source: str, item_id: str) -> dict[str, Any]:
+def record_of(workspace: str, item: NewItem, source: str, item_id: str) -> dict[str, Any]:
     stamp = clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {
         "workspace": {"S": workspace},

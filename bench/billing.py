@@ -1,0 +1,98 @@
+"""Billing run cost against the number of counters: seeds N billed counters of which n are due,
+runs billing once, and prints the items it read and the time it took. A benchmark, not a test.
+
+    .venv/bin/python bench/billing.py [--sizes 1000 10000 100000] [--due 100]
+
+Runs against moto in-process (timings are moto's, not DynamoDB's; the items read are what
+DynamoDB would bill for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import boto3
+from moto import mock_aws
+
+from tally_local import dynamodb
+from tally_local.template import Template
+
+THRESHOLD = 1000
+
+
+def seed(client, total: int, due: int) -> None:
+    batch = []
+    for i in range(total):
+        is_due = i < due
+        item = {
+            "workspace": {"S": f"ws{i % 50:02d}"},
+            "counter": {"S": f"c{i:06d}"},
+            "v": {"N": str(THRESHOLD + 5 if is_due else i % THRESHOLD)},
+            "ru": {"N": str(2**63 - 1)},
+            "rd": {"N": str(2**63)},
+            "bt": {"N": str(THRESHOLD)},
+            "ba": {"N": "500"},
+            "bd": {"S": "API calls over 1000"},
+        }
+        if is_due:
+            item["due"] = {"S": "due"}
+        batch.append({"PutRequest": {"Item": item}})
+        if len(batch) == 25:
+            client.batch_write_item(RequestItems={"CountersTable": batch})
+            batch = []
+    if batch:
+        client.batch_write_item(RequestItems={"CountersTable": batch})
+
+
+def measure(total: int, due: int) -> dict[str, float]:
+    from tally import aws, billing, config
+
+    with mock_aws():
+        config.settings.cache_clear()
+        aws.dynamodb.cache_clear()
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.ensure_tables(client, Template())
+        seed(client, total, due)
+        read = {"items": 0, "calls": 0}
+
+        def count(parsed, model, **_):
+            read["calls"] += 1
+            if model.name == "Query":
+                read["items"] += parsed.get("Count", 0)
+            elif model.name == "GetItem" and "Item" in parsed:
+                read["items"] += 1
+
+        client.meta.events.register("after-call.dynamodb.*", count)
+        started = time.perf_counter()
+        report = billing.run(client=client)
+        elapsed = time.perf_counter() - started
+        assert report.items_created == due, report.summary()
+        return {"read": read["items"], "calls": read["calls"], "ms": elapsed * 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--due", type=int, default=100)
+    args = parser.parse_args()
+    for name, value in Template().environment().items():
+        os.environ.setdefault(name, value)
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench"
+    )
+    os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+    print("| counters N | due n | items read | DynamoDB calls | run time (moto) |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for total in args.sizes:
+        figures = measure(total, args.due)
+        print(
+            f"| {total:,} | {args.due} | {figures['read']:,} | {figures['calls']:,} "
+            f"| {figures['ms']:.0f} ms |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

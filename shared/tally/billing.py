@@ -1,0 +1,165 @@
+"""Threshold billing: for every counter whose value has reached its billing threshold T, one
+invoice item of k * amount (k = value // T) and the counter lowered by k * T, in one transaction.
+
+Finding them: a change that takes a billed counter to T or above marks it (`due`, see
+counters.mark_if_due), one conditional write at the crossing only; a sparse index over `due` lists exactly the marked
+counters, so a run reads what is due and nothing else.
+
+Exactly once, nothing lost:
+  - the counter keeps `bu`, the units billed over its life; the transaction requires `bu` to be
+    what the run read, so two runs (or a retried one) cannot both bill the same units;
+  - the invoice item's id is derived from (workspace, counter, bu): the same units always make
+    the same id, and the item is put only if that id does not exist;
+  - the value is lowered with ADD, never SET, so changes landing during the run are kept.
+  Invariant at every moment: bu + value = the sum of all changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tally import aws, counters, invoices
+from tally.config import settings
+
+DUE_INDEX = "due"
+
+
+@dataclass
+class Report:
+    items_created: int = 0
+    units_billed: int = 0
+    cents_billed: int = 0
+    skipped_for_conflict: int = 0
+    failed: int = 0
+    examined: int = 0
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items() if k != "items"}
+
+
+def item_id(workspace: str, counter: str, billed_units: int) -> str:
+    """The same units of the same counter always make the same invoice item id."""
+    digest = hashlib.sha256(f"{workspace}\n{counter}\n{billed_units}".encode()).hexdigest()
+    return f"ivi_b{digest[:23]}"
+
+
+def due_counters(*, client: Any = None) -> list[tuple[str, str]]:
+    pages = (
+        (client or aws.dynamodb())
+        .get_paginator("query")
+        .paginate(
+            TableName=settings().counters_table,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="#due = :due",
+            ExpressionAttributeNames={"#due": "due"},
+            ExpressionAttributeValues={":due": {"S": counters.DUE}},
+        )
+    )
+    return [(i["workspace"]["S"], i["counter"]["S"]) for page in pages for i in page["Items"]]
+
+
+def run(*, client: Any = None, log: Any = None) -> Report:
+    """One billing run over every counter marked due. A counter that fails is counted and the
+    run goes on; only a failure to list the due counters fails the run."""
+    client = client or aws.dynamodb()
+    report = Report()
+    for workspace, counter in due_counters(client=client):
+        report.examined += 1
+        try:
+            bill(workspace, counter, report, client=client)
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "TransactionCanceledException":
+                _failed(report, log, workspace, counter)
+            else:
+                report.skipped_for_conflict += 1  # another run, or a change, got there first
+        except Exception:  # one counter's failure must not stop the others: count it, go on
+            _failed(report, log, workspace, counter)
+    return report
+
+
+def _failed(report: Report, log: Any, workspace: str, counter: str) -> None:
+    report.failed += 1
+    if log:
+        log.exception("billing failed", extra={"workspace": workspace, "counter": counter})
+
+
+def bill(workspace: str, counter: str, report: Report, *, client: Any) -> None:
+    cfg = settings()
+    key = {"workspace": {"S": workspace}, "counter": {"S": counter}}
+    item = client.get_item(TableName=cfg.counters_table, Key=key, ConsistentRead=True).get("Item")
+    if item is None or "bt" not in item:
+        return _unmark(client, key, always=True)
+    value = int(item.get("v", {}).get("N", "0"))
+    threshold, amount = int(item["bt"]["N"]), int(item["ba"]["N"])
+    billed = int(item.get("bu", {}).get("N", "0"))
+    units = (value // threshold) * threshold if value >= threshold else 0
+    if units == 0:
+        return _unmark(client, key)
+    k = units // threshold
+    new_item = invoices.NewItem(amount=k * amount, description=item["bd"]["S"])
+    record = invoices.record_of(workspace, new_item, "billing", item_id(workspace, counter, billed))
+    same_billed = "#bu = :bu" if billed else "(attribute_not_exists(#bu) OR #bu = :bu)"
+    client.transact_write_items(
+        TransactItems=[
+            {
+                "Put": {
+                    "TableName": cfg.invoice_items_table,
+                    "Item": record,
+                    "ConditionExpression": "attribute_not_exists(item_id)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": cfg.counters_table,
+                    "Key": key,
+                    # The room to the bounds moves with the value (ru = hi - v, rd = v - lo).
+                    "UpdateExpression": "ADD #v :minus, #bu :units, #ru :units, #rd :minus",
+                    "ConditionExpression": f"{same_billed} AND #v >= :units AND #bt = :bt AND #ba = :ba",
+                    "ExpressionAttributeNames": {
+                        "#v": "v",
+                        "#bu": "bu",
+                        "#ru": "ru",
+                        "#rd": "rd",
+                        "#bt": "bt",
+                        "#ba": "ba",
+                    },
+                    "ExpressionAttributeValues": {
+                        ":minus": {"N": str(-units)},
+                        ":units": {"N": str(units)},
+                        ":bu": {"N": str(billed)},
+                        ":bt": {"N": str(threshold)},
+                        ":ba": {"N": str(amount)},
+                    },
+                }
+            },
+        ]
+    )
+    rendered = invoices.render(record)
+    report.items.append(rendered)
+    report.items_created += 1
+    report.units_billed += units
+    report.cents_billed += k * amount
+    _unmark(client, key)
+
+
+def _unmark(client: Any, key: dict[str, Any], *, always: bool = False) -> None:
+    """Drop the mark unless the counter is due again (changes may have landed meanwhile); a mark
+    left behind is harmless: the next run finds nothing to bill and drops it then."""
+    condition = "attribute_exists(#due)" if always else "attribute_exists(#due) AND #v < #bt"
+    names = {"#due": "due"} if always else {"#due": "due", "#v": "v", "#bt": "bt"}
+    try:
+        client.update_item(
+            TableName=settings().counters_table,
+            Key=key,
+            UpdateExpression="REMOVE #due",
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
