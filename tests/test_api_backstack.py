@@ -107,10 +107,11 @@ def test_a_warm_backstack_add_is_one_call_for_the_change_and_one_for_the_rate_li
     _, key = workspace
     _add(api, key, "c", 1)  # the key and policy are now cached and today's bucket exists
     calls = []
-    aws.dynamodb().meta.events.register(
-        "before-parameter-build.dynamodb.*",
-        lambda model, params, **_: calls.append((model.name, params["TableName"])),
-    )
+    for client in (aws.dynamodb(), aws.dynamodb_unretried()):
+        client.meta.events.register(
+            "before-parameter-build.dynamodb.*",
+            lambda model, params, **_: calls.append((model.name, params["TableName"])),
+        )
 
     _add(api, key, "c", 1)
 
@@ -232,6 +233,16 @@ def test_a_change_past_a_bound_is_refused_whole_in_either_dialect(api, workspace
     assert set_out.status == 409
     data = api("GET", "/v2/acme/seats", key=key).body["data"]
     assert (data["value"], data["up_count"], data["down_count"]) == (10, 10, 0)
+
+
+def test_a_new_bound_never_crosses_the_other_stored_bound(api, workspace):
+    _, key = workspace
+    _settings(api, key, "c", {"lower_bound": -10, "upper_bound": 10})
+
+    assert _settings(api, key, "c", {"upper_bound": -20}).status == 409
+    assert _settings(api, key, "c", {"lower_bound": 20}).status == 409
+    settings = api("GET", "/account/counters/c/settings", key=key).body
+    assert (settings["lower_bound"], settings["upper_bound"]) == (-10, 10)
 
 
 def test_reset_is_refused_when_zero_is_outside_the_bounds(api, workspace):
@@ -381,7 +392,17 @@ def test_a_negative_amount_offsets_and_items_list_newest_first_with_pages(api, w
     assert seen == list(reversed(made))
 
 
-@pytest.mark.parametrize("query", ["?limit=0", "?limit=101", "?limit=x", "?cursor=!!"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?limit=0",
+        "?limit=101",
+        "?limit=x",
+        "?cursor=!!",
+        "?cursor=eyJpIjoiIiwiYyI6IiJ9",  # {"i":"","c":""}: DynamoDB would refuse empty keys
+        "?cursor=eyJpIjogIml2aV8xIn0",  # no "c"
+    ],
+)
 def test_bad_paging_is_400(api, workspace, query):
     _, key = workspace
     answer = api("GET", "/account/invoice-items" + query, key=key)

@@ -173,6 +173,37 @@ def test_a_forged_secret_with_a_real_key_id_is_refused(api, workspace):
     assert api("GET", "/v2/acme/c", key="not-a-key").status == 401
 
 
+@pytest.mark.parametrize("key_id", ["a" * 3000, "ÄBC", "UPPER", ""])
+def test_a_malformed_key_id_is_401_without_a_lookup(api, workspace, key_id):
+    calls = []
+    aws.dynamodb().meta.events.register(
+        "before-parameter-build.dynamodb.GetItem",
+        lambda params, **_: calls.append(params["TableName"]),
+    )
+    answer = api("GET", "/v2/acme/c", key=f"tly_{key_id}_secret")
+
+    assert answer.status == 401
+    assert "ApiKeysTable" not in calls
+
+
+def test_a_change_meeting_a_billing_transaction_is_retried_then_503(api, workspace, monkeypatch):
+    _, key = workspace
+    api("GET", "/v2/acme/c/up", key=key)
+    client = aws.dynamodb_unretried()
+
+    def in_a_transaction(**_):
+        raise ClientError(
+            {"Error": {"Code": "TransactionConflictException", "Message": "busy"}}, "UpdateItem"
+        )
+
+    monkeypatch.setattr(client, "update_item", in_a_transaction)
+    answer = api("GET", "/v2/acme/c/up", key=key)
+    monkeypatch.undo()
+
+    assert (answer.status, answer.headers["Retry-After"]) == (503, "1")
+    assert api("GET", "/v2/acme/c", key=key).body["data"]["value"] == 1
+
+
 # ------------------------------------------------------------------ private and public
 
 
@@ -277,7 +308,7 @@ def test_a_dynamodb_throttle_is_503_with_retry_after_and_changes_nothing(
 ):
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)
-    client = aws.dynamodb()
+    client = aws.dynamodb_unretried()
 
     def throttled(**_):
         raise ClientError(
@@ -295,7 +326,7 @@ def test_a_dynamodb_throttle_is_503_with_retry_after_and_changes_nothing(
 
 
 def test_an_unexpected_error_is_a_500_in_the_dialect_without_a_stack_trace(
-    api, workspace, monkeypatch
+    api, workspace, monkeypatch, caplog
 ):
     _, key = workspace
     from tally import counters
@@ -310,3 +341,5 @@ def test_an_unexpected_error_is_a_500_in_the_dialect_without_a_stack_trace(
     assert answer.body["code"] == "500"
     assert "request id" in answer.body["message"]
     assert "secret internals" not in str(answer.body) and "Traceback" not in str(answer.body)
+    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert logged and logged[0].exc_info is not None  # the stack goes to the log, with the id

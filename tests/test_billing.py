@@ -137,17 +137,35 @@ def test_billing_lowers_the_counter_within_its_bounds_bookkeeping(ddb):
     assert counters.change("acme", "api_calls", 1000).value == 1200  # room to 1200 is back
 
 
-def test_a_counter_that_keeps_failing_does_not_stop_the_others(ddb):
-    _billed("huge", amount=10**12)  # k * amount cannot be one invoice item
+def test_a_counter_that_keeps_failing_does_not_stop_the_others(ddb, monkeypatch):
+    _billed("broken")
     _billed("fine")
-    counters.change("acme", "huge", 2000)
+    counters.change("acme", "broken", 2000)
     counters.change("acme", "fine", 1000)
+    record_of = invoices.record_of
 
+    def fail_for_broken(workspace, item, source, item_id):
+        if item_id == billing.item_id("acme", "broken", 0):
+            raise RuntimeError("this counter cannot be billed")
+        return record_of(workspace, item, source, item_id)
+
+    monkeypatch.setattr(invoices, "record_of", fail_for_broken)
     report = billing.run()
 
     assert (report.items_created, report.failed) == (1, 1)
     assert _state(ddb, "fine") == (0, 1000)
-    assert _state(ddb, "huge") == (2000, 0)
+    assert _state(ddb, "broken") == (2000, 0)
+
+
+def test_a_bill_too_large_for_one_item_is_billed_in_parts_run_by_run(ddb):
+    _billed("huge", threshold=1, amount=10**12)  # one item holds at most 10**12 cents
+    counters.change("acme", "huge", 3)
+
+    reports = [billing.run() for _ in range(4)]
+
+    assert [r.items_created for r in reports] == [1, 1, 1, 0]
+    assert all(r.failed == 0 for r in reports)
+    assert _state(ddb, "huge") == (0, 3)
 
 
 # ------------------------------------------------------------------ exactly once

@@ -86,7 +86,8 @@ def _record_dynamodb_calls() -> set[tuple[str, str]]:
                 table = f"{table}/index/{params['IndexName']}"
             used.add((f"dynamodb:{model.name}", table))
 
-    aws.dynamodb().meta.events.register("before-parameter-build.dynamodb.*", record)
+    for client in (aws.dynamodb(), aws.dynamodb_unretried()):
+        client.meta.events.register("before-parameter-build.dynamodb.*", record)
     return used
 
 

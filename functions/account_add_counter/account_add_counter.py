@@ -5,10 +5,10 @@ from tally.dialects import backstack
 from tally.http import Request, api_handler
 
 
-@api_handler
+@api_handler(changes=True)
 def handler(request: Request):
     caller = access.account(request, "write")
     name = names.counter(request.path_params.get("name"))
     delta = names.int64(request.path_params.get("value"), "value")
-    counter = counters.change(caller.workspace, name, delta)
+    counter = counters.change(caller.workspace, name, delta, op=request.operation)
     return backstack.counter_answer(name, counter.value)

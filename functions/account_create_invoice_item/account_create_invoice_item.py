@@ -5,8 +5,10 @@ from tally.http import Request, api_handler
 from tally.validation import parse
 
 
-@api_handler
+@api_handler(changes=True)
 def handler(request: Request):
     caller = access.account(request, "write")
     item = parse(invoices.NewItem, request.json_body())
-    return 201, invoices.create(caller.workspace, item)
+    # With an Idempotency-Key the item's id is the operation's, so it can only be created once.
+    item_id = f"ivi_{request.operation}" if request.operation else None
+    return 201, invoices.create(caller.workspace, item, item_id=item_id)

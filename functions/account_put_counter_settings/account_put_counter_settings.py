@@ -6,7 +6,7 @@ from tally.http import Request, api_handler
 from tally.validation import parse
 
 
-@api_handler
+@api_handler(changes=True)
 def handler(request: Request):
     caller = access.account(request, "admin")
     name = names.counter(request.path_params.get("name"))

@@ -5,9 +5,9 @@ from tally.dialects import backstack
 from tally.http import Request, api_handler
 
 
-@api_handler
+@api_handler(changes=True)
 def handler(request: Request):
     caller = access.account(request, "write")
     name = names.counter(request.path_params.get("name"))
-    counter = counters.set_value(caller.workspace, name, 0)
+    counter = counters.set_value(caller.workspace, name, 0, op=request.operation)
     return backstack.counter_answer(name, counter.value)

@@ -5,7 +5,7 @@ from tally.errors import BadRequest
 from tally.http import Request, api_handler
 
 
-@api_handler
+@api_handler(changes=True)
 def handler(request: Request):
     caller = access.account(request, "admin")
     scopes = request.json_body().get("scopes")

@@ -4,7 +4,7 @@ from tally import keys, names
 from tally.http import Request, api_handler
 
 
-@api_handler
+@api_handler(changes=True)
 def handler(request: Request):
     keys.check_admin_token(request.bearer)
     workspace = names.workspace(request.json_body().get("workspace"))

@@ -5,7 +5,7 @@ from tally.errors import NotFound
 from tally.http import Request, api_handler
 
 
-@api_handler
+@api_handler(changes=True)
 def handler(request: Request):
     caller = access.account(request, "admin")
     key_id = request.path_params.get("key_id", "")

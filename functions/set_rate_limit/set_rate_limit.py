@@ -17,7 +17,7 @@ class RateLimitChange(BaseModel):
     window: Annotated[StrictInt, Field(ge=1, le=86_400)]
 
 
-@api_handler
+@api_handler(changes=True)
 def handler(request: Request):
     keys.check_admin_token(request.bearer)
     workspace = names.workspace(request.path_params.get("workspace"))

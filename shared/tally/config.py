@@ -14,6 +14,7 @@ class Settings(BaseModel):
     counters_table: str = Field(alias="COUNTERS_TABLE", default="CountersTable")
     workspaces_table: str = Field(alias="WORKSPACES_TABLE", default="WorkspacesTable")
     api_keys_table: str = Field(alias="API_KEYS_TABLE", default="ApiKeysTable")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", default="IdempotencyTable")
     rate_limits_table: str = Field(alias="RATE_LIMITS_TABLE", default="RateLimitsTable")
     invoice_items_table: str = Field(alias="INVOICE_ITEMS_TABLE", default="InvoiceItemsTable")
     # Locally the admin token comes from the environment; deployed, from SSM Parameter Store.

@@ -103,6 +103,8 @@ def put(workspace: str, name: str, change: SettingsChange, *, client: Any = None
         else:
             update.set("#hi = :hi, #ru = :hi - if_not_exists(#v, :zero)", hi=hi, zero=0)
             update.require(_holds("#v <= :hi", zero_ok=hi >= 0))
+            if "lower_bound" not in given:  # never below the lower bound already stored
+                update.require("(attribute_not_exists(#lo) OR #lo <= :hi)")
     if "lower_bound" in given:
         lo = change.lower_bound
         if lo is None:
@@ -111,6 +113,8 @@ def put(workspace: str, name: str, change: SettingsChange, *, client: Any = None
         else:
             update.set("#lo = :lo, #rd = if_not_exists(#v, :zero) - :lo", lo=lo, zero=0)
             update.require(_holds("#v >= :lo", zero_ok=lo <= 0))
+            if "upper_bound" not in given:  # never above the upper bound already stored
+                update.require("(attribute_not_exists(#hi) OR #hi >= :lo)")
     update.set("#ca = if_not_exists(#ca, :now)", now=counters.now_ms())
     update.remove(*removes)
     try:
@@ -126,7 +130,7 @@ def put(workspace: str, name: str, change: SettingsChange, *, client: Any = None
             raise
         value = int(err.response.get("Item", {}).get("v", {}).get("N", "0"))
         raise Conflict(
-            f"the counter's value {value} is outside the new bounds",
+            f"the new bounds would exclude the counter's value {value} or cross its other bound",
             fields={"lower_bound" if "lower_bound" in given else "upper_bound": "violated"},
         ) from err
     counters.mark_if_due(workspace, name, answer["Attributes"], client=client)

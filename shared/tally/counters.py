@@ -6,7 +6,7 @@ Item attributes (short names keep a busy counter under 1 KB, i.e. one write unit
   ru / rd      room to the upper / lower bound (hi - v, v - lo). Condition expressions cannot do
                arithmetic, so the bound check `v + d <= hi` is kept as `ru >= d` on stored room.
   hi / lo      bounds, absent = signed 64-bit  vis / desc   visibility ("public"), description
-  ca / ua      created / updated, epoch ms
+  ca / ua      created / updated, epoch ms   lop  the last change's operation id (see _send)
   dy, dyu, dyd  UTC day (yyyymmdd) and its up/down; wk, wku, wkd  ISO week (yyyyww) and its up/down
   bt, ba, bd   billing threshold, amount, description   bu  units billed over its life
   due          present while the counter is at or above its billing threshold (see billing.py)
@@ -16,15 +16,24 @@ Item attributes (short names keep a busy counter under 1 KB, i.e. one write unit
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from tally import aws, clock
 from tally.config import settings
-from tally.errors import Conflict, TallyError, Unavailable
+from tally.errors import Conflict, OutcomeUnknown, TallyError, Unavailable
 from tally.names import INT64_MAX, INT64_MIN
 
 DUE = "due"  # the mark of a counter at or above its billing threshold (a sparse index's key)
@@ -134,34 +143,35 @@ def change(
     delta: int,
     *,
     refuse_private: TallyError | None = None,
+    op: str | None = None,
     now: datetime | None = None,
     client: Any = None,
 ) -> Counter:
     """Add `delta` (signed) in one UpdateItem. Refused as a whole, changing nothing, when the result
-    would leave the counter's bounds (409) or, with `refuse_private`, when it is not public."""
+    would leave the counter's bounds (409) or, with `refuse_private`, when it is not public.
+    `op` identifies the operation (stable across retries of one request); the same operation is
+    never applied twice in a row."""
     if abs(delta) > INT64_MAX:  # a total could never hold it (only -2**63 gets here)
         raise Conflict(
             f"{delta} is beyond what a counter's totals can hold", fields={"value": "too large"}
         )
-    client = client or aws.dynamodb()
+    client = client or aws.dynamodb_unretried()
+    op = op or secrets.token_hex(10)
     at = Moment.of(now or clock.now())
     # The first change of a UTC day (or ISO week) resets that bucket: a different expression.
     # Guess "same day"; a failed guess returns the old item (no extra read) and we retry once.
     rollover = "same_day"
     for _ in range(_ROLLOVER_TRIES):
         update = _change_update(delta, at, rollover, public_only=refuse_private is not None)
+        _stamp(update, op)
         try:
-            answer = client.update_item(
-                TableName=settings().counters_table,
-                Key=key(workspace, name),
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **update.params(),
-            )
+            answer = _send(client, workspace, name, update, op)
         except ClientError as err:
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             old = err.response.get("Item")
+            if _applied(old, op):  # an earlier attempt of this very operation went through
+                return Counter(workspace, name, old)
             _raise_refusal(old, delta, refuse_private)
             rollover = _rollover_for(old, at)
             continue
@@ -172,7 +182,8 @@ def change(
 
 def mark_if_due(workspace: str, name: str, item: dict[str, Any], *, client: Any = None) -> None:
     """Given a counter as a write left it: mark it due if it reached its billing threshold and
-    is not marked yet. The only extra write on the change path, once per crossing."""
+    is not marked yet. The only extra write on the change path, once per crossing. The change
+    has happened whatever this does: if marking fails, the counter's next change marks it."""
     if "bt" not in item or "due" in item:
         return
     if int(item.get("v", {}).get("N", "0")) < int(item["bt"]["N"]):
@@ -188,7 +199,19 @@ def mark_if_due(workspace: str, name: str, item: dict[str, Any], *, client: Any 
         )
     except ClientError as err:
         if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise  # the condition failing means marked already, or billed meanwhile: fine
+            _log_unmarked(workspace, name, err)
+        # the condition failing means marked already, or billed meanwhile: fine
+    except BotoCoreError as err:
+        _log_unmarked(workspace, name, err)
+
+
+def _log_unmarked(workspace: str, name: str, err: Exception) -> None:
+    from aws_lambda_powertools import Logger
+
+    Logger().warning(
+        "could not mark a counter due for billing; its next change will",
+        extra={"workspace": workspace, "counter": name, "error": repr(err)},
+    )
 
 
 def values(workspace: str, *, client: Any = None) -> dict[str, int]:
@@ -213,10 +236,17 @@ def values(workspace: str, *, client: Any = None) -> dict[str, int]:
 
 
 def set_value(
-    workspace: str, name: str, value: int, *, now: datetime | None = None, client: Any = None
+    workspace: str,
+    name: str,
+    value: int,
+    *,
+    op: str | None = None,
+    now: datetime | None = None,
+    client: Any = None,
 ) -> Counter:
     """Set the value outright (reset is value 0). Counts in neither up nor down."""
-    client = client or aws.dynamodb()
+    client = client or aws.dynamodb_unretried()
+    op = op or secrets.token_hex(10)
     at = Moment.of(now or clock.now())
     update = Update()
     update.set("#v = :n", n=value)
@@ -226,22 +256,104 @@ def set_value(
     update.set("#ca = if_not_exists(#ca, :now)")
     update.require("(attribute_not_exists(#hi) OR #hi >= :n)")
     update.require("(attribute_not_exists(#lo) OR #lo <= :n)")
+    _stamp(update, op)
     try:
-        answer = client.update_item(
-            TableName=settings().counters_table,
-            Key=key(workspace, name),
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            **update.params(),
-        )
+        answer = _send(client, workspace, name, update, op)
     except ClientError as err:
         if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
+        if _applied(err.response.get("Item"), op):
+            return Counter(workspace, name, err.response["Item"])
         raise Conflict(
             f"{value} is outside the counter's bounds", fields={"value": "outside bounds"}
         ) from err
     mark_if_due(workspace, name, answer["Attributes"], client=client)
     return Counter(workspace, name, answer["Attributes"])
+
+
+# ------------------------------------------------------------------ sending a change
+
+# DynamoDB refused these without applying anything: safe to send again.
+_REFUSED = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",  # the item is inside a billing transaction right now
+}
+_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
+# The request may or may not have been applied: never send it again blindly.
+_AMBIGUOUS = (ReadTimeoutError, ConnectionClosedError)
+_SEND_TRIES = 3
+
+
+def _stamp(update: Update, op: str) -> None:
+    """Every change records its operation id; the same operation cannot apply twice in a row."""
+    update.set("#lop = :op", op=op)
+    update.require("(attribute_not_exists(#lop) OR #lop <> :op)")
+
+
+def _applied(old: dict[str, Any] | None, op: str) -> bool:
+    return bool(old) and old.get("lop", {}).get("S") == op
+
+
+def _send(client: Any, workspace: str, name: str, update: Update, op: str) -> dict[str, Any]:
+    """Send a change (not idempotent: an ADD) without ever applying it twice.
+
+    The client does no retries of its own. Throttles and failures to connect are retried here:
+    DynamoDB did not apply them. When an answer is lost (a read timeout, a 5xx), the change may or
+    may not have been applied: a consistent read tells. If the counter's last operation is this
+    one, it was applied; if not, it is reported as a 503 and not retried, since sending it again
+    could count it twice. See README, "Design notes"."""
+    params = {
+        "TableName": settings().counters_table,
+        "Key": key(workspace, name),
+        "ReturnValues": "ALL_NEW",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        **update.params(),
+    }
+    for attempt in range(_SEND_TRIES):
+        last_try = attempt == _SEND_TRIES - 1
+        try:
+            return client.update_item(**params)
+        except ClientError as err:
+            code = err.response["Error"]["Code"]
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _REFUSED and not last_try:
+                time.sleep(0.025 * 2**attempt)
+                continue
+            if status >= 500:
+                return _resolve(workspace, name, op, err)
+            raise
+        except _NOT_SENT:
+            if last_try:
+                raise
+            time.sleep(0.025 * 2**attempt)
+        except _AMBIGUOUS as err:
+            return _resolve(workspace, name, op, err)
+    raise AssertionError("unreachable")
+
+
+def _resolve(workspace: str, name: str, op: str, err: Exception) -> dict[str, Any]:
+    item = None
+    for attempt in range(5):  # a read is safe to repeat
+        try:
+            item = (
+                aws.dynamodb()
+                .get_item(
+                    TableName=settings().counters_table,
+                    Key=key(workspace, name),
+                    ConsistentRead=True,
+                )
+                .get("Item")
+            )
+            break
+        except (ClientError, BotoCoreError):
+            time.sleep(0.025 * 2**attempt)
+    else:
+        raise OutcomeUnknown() from err
+    if _applied(item, op):
+        return {"Attributes": item}
+    raise OutcomeUnknown() from err
 
 
 # ------------------------------------------------------------------ expression building

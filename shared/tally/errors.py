@@ -48,6 +48,10 @@ class Conflict(TallyError):
     status, kind = 409, "user"
 
 
+class Unprocessable(TallyError):
+    status, kind = 422, "user"
+
+
 class RateLimited(TallyError):
     status, kind = 429, "user"
 
@@ -68,6 +72,18 @@ class Unavailable(TallyError):
     ):
         super().__init__(message)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class OutcomeUnknown(Unavailable):
+    """A change was sent and its answer lost, and tally could not confirm whether it was applied.
+    It is never sent again; under an Idempotency-Key this answer is final (replayed, not retried),
+    so the change cannot be applied twice."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "DynamoDB's answer to this change was lost and it could not be confirmed; it was not "
+            "retried and may or may not have been applied: read the counter before sending it again"
+        )
 
 
 class Internal(TallyError):

@@ -7,6 +7,8 @@ use. What is left is parsing the event and turning every outcome into the caller
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -30,6 +32,7 @@ _TRANSIENT = {
     "InternalServerError",
     "ServiceUnavailable",
     "TransactionInProgressException",
+    "TransactionConflictException",
 }
 
 
@@ -43,6 +46,15 @@ class Request:
     body: str | None = None
     source_ip: str = ""
     request_id: str = ""
+    operation: str | None = None  # stable across retries with one Idempotency-Key
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes two requests "the same request" for an Idempotency-Key."""
+        body: Any = self.body
+        if body:
+            with contextlib.suppress(ValueError):  # a non-JSON body is compared as text
+                body = json.loads(body)
+        return {"method": self.method, "path": self.path, "query": self.query, "body": body}
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> Request:
@@ -131,9 +143,41 @@ def rate_limit(request: Request) -> Any:
 Handler = Callable[[Request], tuple[int, dict[str, Any]]]
 
 
-def api_handler(fn: Handler) -> Callable[[dict, Any], dict]:
-    """Wrap a route's function: parse the event, call it, and shape every outcome, errors
-    included, in the dialect of the request's path. No bare 500 and no stack trace ever leaves."""
+def _scope(request: Request) -> str:
+    """Whose Idempotency-Keys these are: the key's workspace, or the operator, or an address."""
+    from tally import keys
+
+    caller = keys.identify(request.bearer)
+    if caller is not None:
+        return caller.workspace
+    if request.path.startswith("/admin/"):
+        return "admin"
+    return f"anonymous:{request.path_params.get('workspace', '')}:{request.source_ip}"
+
+
+def _run(fn: Handler, request: Request, context: Any) -> tuple[int, dict[str, Any], dict]:
+    """A changing call: at most once per Idempotency-Key, when the caller sends one."""
+    from tally import idempotency
+
+    key = idempotency.key_of(request.headers)
+    if key is None:
+        return (*fn(request), {})
+    scope = _scope(request)
+    request = dataclasses.replace(request, operation=idempotency.operation_id(scope, key))
+    status, body, replayed = idempotency.once(
+        scope, key, request.fingerprint(), lambda: fn(request), context
+    )
+    return status, body, {"Idempotent-Replayed": "true"} if replayed else {}
+
+
+def api_handler(
+    fn: Handler | None = None, *, changes: bool = False
+) -> Callable[[dict, Any], dict] | Callable[[Handler], Callable[[dict, Any], dict]]:
+    """Wrap a route's function: parse the event, rate-limit, call it (once per Idempotency-Key
+    when it `changes` something), and shape every outcome, errors included, in the dialect of
+    the request's path. No bare 500 and no stack trace ever leaves."""
+    if fn is None:
+        return functools.partial(api_handler, changes=changes)
 
     @functools.wraps(fn)
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
@@ -148,6 +192,9 @@ def api_handler(fn: Handler) -> Callable[[dict, Any], dict]:
                     raise RateLimited(
                         decision.policy.quota, decision.policy.window, decision.retry_after_s
                     )
+            if changes:
+                status, body, extra = _run(fn, request, context)
+                return respond(status, body, {**limit_headers, **extra})
             status, body = fn(request)
             return respond(status, body, limit_headers)
         except TallyError as err:

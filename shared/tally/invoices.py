@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from typing import Annotated, Any
 
@@ -57,9 +58,11 @@ def create(
             ConditionExpression="attribute_not_exists(item_id)",
         )
     except ClientError as err:
-        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            raise Conflict(f"invoice item {record['item_id']['S']} exists") from err
-        raise
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        if item_id is not None:
+            raise Conflict(f"invoice item {item_id} exists") from err
+        # Our fresh random id exists: botocore retried a put whose answer was lost. It is ours.
     return render(record)
 
 
@@ -133,10 +136,16 @@ def _encode_cursor(key: dict[str, Any]) -> str:
 def _decode_cursor(cursor: str, workspace: str) -> dict[str, Any]:
     try:
         plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return {
-            "workspace": {"S": workspace},
-            "item_id": {"S": str(plain["i"])},
-            "created": {"S": str(plain["c"])},
-        }
+        item_id, created = str(plain["i"]), str(plain["c"])
     except (ValueError, KeyError, TypeError) as err:
         raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"}) from err
+    if not _ITEM_ID.fullmatch(item_id) or not 0 < len(created) <= 100:
+        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
+    return {
+        "workspace": {"S": workspace},
+        "item_id": {"S": item_id},
+        "created": {"S": created},
+    }
+
+
+_ITEM_ID = re.compile(r"ivi_[0-9a-z_]{1,64}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -52,9 +53,13 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+_KEY_ID = re.compile(r"[a-z0-9]{1,32}")
+
+
 def _key_id_of(secret: str) -> str | None:
+    """The key id a secret names, if it is well-formed: nothing else is ever looked up."""
     parts = secret.split("_", 2)
-    if len(parts) == 3 and parts[0] == _PREFIX and parts[1].isalnum():
+    if len(parts) == 3 and parts[0] == _PREFIX and _KEY_ID.fullmatch(parts[1]):
         return parts[1]
     return None
 
@@ -120,11 +125,17 @@ def create_key(
 ) -> IssuedKey:
     client = client or aws.dynamodb()
     issued, item = _new_key(workspace, scopes, key_id, secret)
-    client.put_item(
-        TableName=settings().api_keys_table,
-        Item=item,
-        ConditionExpression="attribute_not_exists(key_id)",
-    )
+    try:
+        client.put_item(
+            TableName=settings().api_keys_table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(key_id) OR secret_sha256 = :mine",
+            ExpressionAttributeValues={":mine": item["secret_sha256"]},
+        )
+    except ClientError as err:
+        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise Conflict(f"API key id '{issued.key_id}' is taken") from err
+        raise
     return issued
 
 

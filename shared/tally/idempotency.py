@@ -1,0 +1,160 @@
+"""Idempotency-Key on every changing call, through Powertools' idempotency utility and its
+DynamoDB persistence layer.
+
+A record is keyed by (scope, key), the scope being the workspace (and, for anonymous callers,
+their address), under one prefix for every route: the same key sent with another method, path
+or body is a mismatch (422), wherever it was first used. A first request costs two calls (claim
+the key, then store the answer); a repeat costs one (the failed claim returns the record).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from tally import aws
+from tally.config import settings
+from tally.errors import (
+    BadRequest,
+    Conflict,
+    OutcomeUnknown,
+    TallyError,
+    Unavailable,
+    Unprocessable,
+)
+
+HEADER = "idempotency-key"
+_VALID = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
+TTL_SECONDS = 24 * 3600
+
+
+def key_of(headers: dict[str, str]) -> str | None:
+    """The request's Idempotency-Key, validated; None if it sent none."""
+    if HEADER not in headers:
+        return None
+    key = headers[HEADER]
+    if not _VALID.fullmatch(key):
+        raise BadRequest(
+            "Idempotency-Key must be 1-255 printable characters",
+            fields={"Idempotency-Key": "1-255 printable ASCII characters"},
+        )
+    return key
+
+
+def operation_id(scope: str, key: str | None) -> str | None:
+    """A stable id for one logical operation, stamped on the counter it changes."""
+    if key is None:
+        return None
+    return hashlib.sha256(f"{scope}\n{key}".encode()).hexdigest()[:20]
+
+
+@lru_cache(maxsize=1)
+def _machinery() -> tuple[Any, Any, Any]:
+    # Imported here: only changing calls that carry a key pay for it.
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+    )
+    from aws_lambda_powertools.utilities.idempotency.serialization.base import (
+        BaseIdempotencySerializer,
+    )
+
+    class WithoutSecrets(BaseIdempotencySerializer):
+        """The stored answer never holds an API key's secret (secrets are only kept hashed):
+        a replay of a key-creating call answers the same key_id with "api_key": null."""
+
+        def to_dict(self, data: Any) -> dict:
+            body = data.get("body")
+            if isinstance(body, dict) and "api_key" in body:
+                data = {**data, "body": {**body, "api_key": None}}
+            return data
+
+        def from_dict(self, data: dict) -> Any:
+            return data
+
+    store = DynamoDBPersistenceLayer(
+        table_name=settings().idempotency_table, boto3_client=aws.dynamodb()
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="[scope, key]",
+        payload_validation_jmespath="request",
+        expires_after_seconds=TTL_SECONDS,
+        raise_on_no_idempotency_key=True,
+    )
+    return store, config, WithoutSecrets()
+
+
+def once(
+    scope: str,
+    key: str,
+    fingerprint: dict[str, Any],
+    run: Callable[[], tuple[int, dict[str, Any]]],
+    context: Any = None,
+) -> tuple[int, dict[str, Any], bool]:
+    """Run a changing call at most once per (scope, key) within 24 h: (status, body, replayed).
+
+    The first answer is stored and replayed, refusals (4xx) included, and so is an outcome that
+    could not be confirmed (it must never be applied twice). A failure that applied nothing (other
+    5xx) is not stored, so the caller may retry with the same key."""
+    from aws_lambda_powertools.utilities.idempotency import idempotent_function
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
+        IdempotencyValidationError,
+    )
+
+    store, config, serializer = _machinery()
+    if context is not None:
+        config.register_lambda_context(context)
+    ran: list[bool] = []
+
+    @idempotent_function(
+        data_keyword_argument="data",
+        persistence_store=store,
+        config=config,
+        key_prefix="tally",
+        output_serializer=serializer,
+    )
+    def apply(data: dict[str, Any]) -> dict[str, Any]:
+        ran.append(True)
+        try:
+            status, body = run()
+        except TallyError as err:
+            if err.status >= 500 and not isinstance(err, OutcomeUnknown):
+                raise  # nothing was applied: not stored, so the caller may retry
+            return {
+                "error": True,
+                "status": err.status,
+                "message": err.message,
+                "kind": err.kind,
+                "fields": err.fields,
+                "headers": err.headers,
+            }
+        return {"status": status, "body": body}
+
+    data = {"scope": scope, "key": key, "request": fingerprint}
+    try:
+        answer = apply(data=data)
+    except IdempotencyValidationError as err:
+        raise Unprocessable(
+            "this Idempotency-Key was used with a different request",
+            fields={"Idempotency-Key": "reused with another method, path or body"},
+        ) from err
+    except IdempotencyAlreadyInProgressError as err:
+        refusal = Conflict("a request with this Idempotency-Key is still in progress")
+        refusal.headers["Retry-After"] = "1"
+        raise refusal from err
+    except IdempotencyPersistenceLayerError as err:
+        raise Unavailable() from err
+    if answer.get("error"):
+        stored = TallyError(answer["message"], fields=answer["fields"])
+        stored.status, stored.kind = answer["status"], answer["kind"]
+        stored.headers = {
+            **answer["headers"],
+            **({"Idempotent-Replayed": "true"} if not ran else {}),
+        }
+        raise stored
+    return answer["status"], answer["body"], not ran
