@@ -318,3 +318,28 @@ def test_a_mixed_run_with_20_percent_faults_loses_nothing_and_never_answers_500(
     assert statuses.count(503) > 0 and statuses.count(200) > 500
     faults.rate = 0
     assert _value(api, key) == applied
+
+
+def test_a_first_keyed_change_costs_two_extra_calls_and_a_repeat_one_in_all(api, workspace):
+    _, key = workspace
+    api("GET", "/v2/acme/c/up", key=key)  # warm: key, policy and today's bucket in place
+    calls: list[tuple[str, str]] = []
+    for client in (aws.dynamodb(), aws.dynamodb_unretried()):
+        client.meta.events.register(
+            "before-parameter-build.dynamodb.*",
+            lambda model, params, **_: calls.append((model.name, params["TableName"])),
+        )
+
+    _keyed(api, "GET", "/v2/acme/c/up", key, "measure")
+    first = list(calls)
+    calls.clear()
+    _keyed(api, "GET", "/v2/acme/c/up", key, "measure")
+    repeat = list(calls)
+
+    assert first == [
+        ("UpdateItem", "RateLimitsTable"),
+        ("PutItem", "IdempotencyTable"),  # claim the key
+        ("UpdateItem", "CountersTable"),  # the change
+        ("UpdateItem", "IdempotencyTable"),  # store the answer
+    ]
+    assert repeat == [("UpdateItem", "RateLimitsTable"), ("PutItem", "IdempotencyTable")]
