@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 from werkzeug.test import Client
 
-from tally import aws, config, keys, rate_limit
+from tally import aws, config, idempotency, keys, rate_limit
 from tally_local import dynamodb
 from tally_local.cli import DEFAULT_ADMIN_TOKEN
 from tally_local.demo import DEMO_KEY, seed_demo
@@ -30,6 +30,7 @@ def _clear_caches() -> None:
     config.settings.cache_clear()
     aws.dynamodb.cache_clear()
     keys._cache.clear()
+    idempotency._machinery.cache_clear()
     rate_limit._hints.clear()
     rate_limit._policies.clear()
 
@@ -122,3 +123,44 @@ def workspace(api) -> tuple[str, str]:
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+class DynamoDBFaults:
+    """Faults in front of moto, as DynamoDB would show them. `decide(operation)` returns None (a
+    normal answer), "refuse:<Code>:<status>" (refused before anything is applied), or "lost"
+    (applied, and the answer never comes back: a read timeout inside botocore's retry loop).
+
+    It wraps moto's request handler itself: a plain `before-send` hook would not stop moto from
+    also applying the request, since botocore runs every before-send handler."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, decide) -> None:
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        original = BotocoreStubber.__call__
+        self.decide = decide
+
+        def faulty(stubber, event_name, request, **kwargs):
+            operation = event_name.rsplit(".", 1)[-1]
+            fault = (
+                self.decide(operation) if event_name.startswith("before-send.dynamodb") else None
+            )
+            if fault is None:
+                return original(stubber, event_name, request, **kwargs)
+            if fault == "lost":
+                original(stubber, event_name, request, **kwargs)
+                from botocore.exceptions import ReadTimeoutError
+
+                raise ReadTimeoutError(endpoint_url=request.url)
+            _, code, status = fault.split(":")
+            return _error_response(int(status), code)
+
+        monkeypatch.setattr(BotocoreStubber, "__call__", faulty)
+        monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _seconds: None)  # no backoff
+
+
+def _error_response(status: int, code: str):
+    from botocore.awsrequest import AWSResponse
+    from moto.core.botocore_stubber import MockRawResponse
+
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code})
+    return AWSResponse("https://dynamodb", status, {}, MockRawResponse(body.encode()))

@@ -107,7 +107,7 @@ def test_a_warm_backstack_add_is_one_call_for_the_change_and_one_for_the_rate_li
     _, key = workspace
     _add(api, key, "c", 1)  # the key and policy are now cached and today's bucket exists
     calls = []
-    for client in (aws.dynamodb(), aws.dynamodb_unretried()):
+    for client in (aws.dynamodb(),):
         client.meta.events.register(
             "before-parameter-build.dynamodb.*",
             lambda model, params, **_: calls.append((model.name, params["TableName"])),

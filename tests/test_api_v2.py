@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError
 
 from tally import aws
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, DynamoDBFaults
 
 
 def _public(ddb, workspace: str, name: str) -> None:
@@ -186,160 +185,39 @@ def test_a_malformed_key_id_is_401_without_a_lookup(api, workspace, key_id):
     assert "ApiKeysTable" not in calls
 
 
-def test_a_change_meeting_a_billing_transaction_is_retried_then_503(api, workspace, monkeypatch):
+def _refuse_changes(monkeypatch, times: int, code: str) -> None:
+    """DynamoDB refuses the next `times` counter changes with `code`, applying nothing."""
+    left = [times]
+
+    def decide(operation: str) -> str | None:
+        if operation == "UpdateItem" and left[0] > 0:
+            left[0] -= 1
+            return f"refuse:{code}:400"
+        return None
+
+    DynamoDBFaults(monkeypatch, decide)
+
+
+def test_a_change_meeting_a_billing_transaction_is_retried(api, workspace, monkeypatch):
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)
-    client = aws.dynamodb_unretried()
+    api("GET", "/v2/acme/c/up", key=key)
+    # The next up's rate-limit take is refused once (and retried), then its change twice.
+    _refuse_changes(monkeypatch, 3, "TransactionConflictException")
 
-    def in_a_transaction(**_):
-        raise ClientError(
-            {"Error": {"Code": "TransactionConflictException", "Message": "busy"}}, "UpdateItem"
-        )
+    answer = api("GET", "/v2/acme/c/up", key=key)
 
-    monkeypatch.setattr(client, "update_item", in_a_transaction)
+    assert (answer.status, answer.body["data"]["value"]) == (200, 3)
+
+
+def test_a_change_refused_past_the_retries_is_503_and_changes_nothing(api, workspace, monkeypatch):
+    _, key = workspace
+    api("GET", "/v2/acme/c/up", key=key)
+    _refuse_changes(monkeypatch, 10, "ProvisionedThroughputExceededException")
+
     answer = api("GET", "/v2/acme/c/up", key=key)
     monkeypatch.undo()
 
     assert (answer.status, answer.headers["Retry-After"]) == (503, "1")
+    assert answer.body["code"] == "503"
     assert api("GET", "/v2/acme/c", key=key).body["data"]["value"] == 1
-
-
-# ------------------------------------------------------------------ private and public
-
-
-def test_a_private_counter_answers_401_without_a_key_and_404_to_another_workspace(
-    api, workspace, demo
-):
-    _, key = workspace
-    api("GET", "/v2/acme/secret/up", key=key)
-
-    for path in ("/v2/acme/secret", "/v2/acme/secret/stats", "/v2/acme/secret/up"):
-        assert api("GET", path).status == 401
-        assert api("GET", path, key=demo).status == 404
-    assert api("GET", "/v2/acme/secret", key=key).body["data"]["value"] == 1
-
-
-def test_a_missing_counter_looks_exactly_like_a_private_one(api, workspace, demo):
-    _, key = workspace
-    api("GET", "/v2/acme/secret/up", key=key)
-
-    for who in (None, demo):
-        hidden = api("GET", "/v2/acme/secret", key=who)
-        missing = api("GET", "/v2/acme/never", key=who)
-        assert (hidden.status, hidden.body["message"]) == (missing.status, missing.body["message"])
-    assert api("GET", "/v2/acme/never", key=key).status == 404
-    assert api("GET", "/v2/acme/never/up").status == 401  # and it was not created
-    assert api("GET", "/v2/acme/never", key=key).status == 404
-
-
-def test_anyone_may_read_up_and_down_a_public_counter(api, ddb, workspace, demo):
-    _, key = workspace
-    api("GET", "/v2/acme/hits/up", key=key)
-    _public(ddb, "acme", "hits")
-
-    assert api("GET", "/v2/acme/hits/up").body["data"]["value"] == 2
-    assert api("GET", "/v2/acme/hits/up", key=demo).body["data"]["value"] == 3
-    assert api("GET", "/v2/acme/hits/down").body["data"]["value"] == 2
-    assert api("GET", "/v2/acme/hits").body["data"]["visibility"] == "public"
-    assert api("GET", "/v2/acme/hits/stats").status == 200
-
-
-def test_reset_and_set_of_a_public_counter_still_need_a_write_key(api, ddb, workspace, demo):
-    _, key = workspace
-    api("GET", "/v2/acme/hits/up", key=key)
-    _public(ddb, "acme", "hits")
-
-    assert api("GET", "/v2/acme/hits/reset").status == 401
-    assert api("GET", "/v2/acme/hits/set?value=9").status == 401
-    assert api("GET", "/v2/acme/hits/reset", key=demo).status == 404
-    assert api("GET", "/v2/acme/hits", key=key).body["data"]["value"] == 1
-
-
-# ------------------------------------------------------------------ bad input
-
-
-@pytest.mark.parametrize(
-    "value", ["1.5", "1e3", "0x10", "--1", "", "9223372036854775808", "-9223372036854775809", "a"]
-)
-def test_set_refuses_a_value_that_is_not_a_64_bit_integer(api, workspace, value):
-    _, key = workspace
-    api("GET", "/v2/acme/c/set?value=3", key=key)
-
-    answer = api("GET", f"/v2/acme/c/set?value={value}", key=key)
-
-    assert answer.status == 400
-    assert answer.body["code"] == "400" and "value" in answer.body["fields"]
-    assert api("GET", "/v2/acme/c", key=key).body["data"]["value"] == 3
-
-
-def test_set_without_a_value_is_400(api, workspace):
-    _, key = workspace
-    assert api("GET", "/v2/acme/c/set", key=key).status == 400
-
-
-@pytest.mark.parametrize(
-    "path", ["/v2/acme/-dash/up", "/v2/acme/" + "x" * 129 + "/up", "/v2/ACME/c/up", "/v2/a%20b/c"]
-)
-def test_a_bad_name_is_400_naming_the_field(api, workspace, path):
-    _, key = workspace
-    answer = api("GET", path, key=key)
-    assert answer.status == 400
-    assert answer.body["fields"]
-
-
-def test_an_unknown_path_is_404_and_a_wrong_method_405_in_the_callers_dialect(api):
-    v2_missing = api("GET", "/v2/acme/c/sideways")
-    account_missing = api("GET", "/account/nothing")
-    wrong_method = api("POST", "/v2/acme/c/up")
-    delete_workspaces = api("GET", "/admin/workspaces")
-
-    assert (v2_missing.status, v2_missing.body["code"]) == (404, "404")
-    assert (account_missing.status, account_missing.body["error"]["code"]) == (404, 404)
-    assert (wrong_method.status, wrong_method.body["code"]) == (405, "405")
-    assert wrong_method.headers["Allow"] == "GET"
-    assert delete_workspaces.status == 405 and delete_workspaces.headers["Allow"] == "POST"
-
-
-# ------------------------------------------------------------------ failures
-
-
-def test_a_dynamodb_throttle_is_503_with_retry_after_and_changes_nothing(
-    api, workspace, monkeypatch
-):
-    _, key = workspace
-    api("GET", "/v2/acme/c/up", key=key)
-    client = aws.dynamodb_unretried()
-
-    def throttled(**_):
-        raise ClientError(
-            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
-            "UpdateItem",
-        )
-
-    monkeypatch.setattr(client, "update_item", throttled)
-    answer = api("GET", "/v2/acme/c/up", key=key)
-    monkeypatch.undo()
-
-    assert answer.status == 503
-    assert answer.headers["Retry-After"] == "1"
-    assert answer.body == {"code": "503", "message": "temporarily unavailable, retry later"}
-
-
-def test_an_unexpected_error_is_a_500_in_the_dialect_without_a_stack_trace(
-    api, workspace, monkeypatch, caplog
-):
-    _, key = workspace
-    from tally import counters
-
-    def broken(*_, **__):
-        raise RuntimeError("secret internals")
-
-    monkeypatch.setattr(counters, "change", broken)
-    answer = api("GET", "/v2/acme/c/up", key=key)
-
-    assert answer.status == 500
-    assert answer.body["code"] == "500"
-    assert "request id" in answer.body["message"]
-    assert "secret internals" not in str(answer.body) and "Traceback" not in str(answer.body)
-    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
-    assert logged and logged[0].exc_info is not None  # the stack goes to the log, with the id

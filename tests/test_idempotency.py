@@ -6,14 +6,13 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
-from moto.core.botocore_stubber import MockRawResponse
 
 from tally import aws, counters
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, DynamoDBFaults
 
 
 def _keyed(api, method, path, key, idem, body=None):
@@ -203,7 +202,7 @@ def _lose_answers(client, times: int = 1, table: str = "CountersTable", then=Non
 
 def test_a_change_whose_answer_is_lost_is_applied_once_and_answered(api, workspace):
     _, key = workspace
-    _lose_answers(aws.dynamodb_unretried())
+    _lose_answers(aws.dynamodb())
 
     answer = api("GET", "/v2/acme/c/up", key=key)
 
@@ -216,7 +215,7 @@ def test_a_lost_answer_that_cannot_be_confirmed_is_503_and_never_applied_twice(a
     api("GET", "/v2/acme/c/up", key=key)
     # Another change lands before tally can confirm its own: it cannot tell, so it does not retry.
     _lose_answers(
-        aws.dynamodb_unretried(),
+        aws.dynamodb(),
         then=lambda: counters.change("acme", "c", 10, client=aws.dynamodb()),
     )
 
@@ -230,7 +229,7 @@ def test_an_unconfirmed_change_is_a_final_answer_under_its_idempotency_key(api, 
     _, key = workspace
     api("POST", "/account/counters/c/1", key=key)
     meanwhile = lambda: counters.change("acme", "c", 10, client=aws.dynamodb())  # noqa: E731
-    _lose_answers(aws.dynamodb_unretried(), then=meanwhile)
+    _lose_answers(aws.dynamodb(), then=meanwhile)
 
     first = _keyed(api, "POST", "/account/counters/c/7", key, "pay-1")
     retry = _keyed(api, "POST", "/account/counters/c/7", key, "pay-1")
@@ -244,56 +243,27 @@ def test_an_unconfirmed_change_is_a_final_answer_under_its_idempotency_key(api, 
 # ------------------------------------------------------------------ faults everywhere
 
 
-class FaultyDynamoDB:
-    """Throttles and 5xx before DynamoDB sees a request, and answers lost after it applied one,
-    into a fixed share of every call, chosen by a seeded generator."""
-
-    def __init__(self, rate: float, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.rate = rate
-        self.injected = 0
-
-    def install(self, client) -> None:
-        client.meta.events.register_first("before-send.dynamodb.*", self._before)
-        client.meta.events.register("after-call.dynamodb.*", self._after)
-
-    def _roll(self) -> str | None:
-        if self.rng.random() >= self.rate:
-            return None
-        self.injected += 1
-        return self.rng.choice(["throttle", "throttle", "5xx", "lost"])
-
-    def _before(self, request, **_):
-        self._pending = self._roll()
-        if self._pending == "throttle":
-            return _error(400, "ProvisionedThroughputExceededException")
-        if self._pending == "5xx":
-            return _error(500, "InternalServerError")
-        return None
-
-    def _after(self, **_):
-        if getattr(self, "_pending", None) == "lost":
-            self._pending = None
-            raise ReadTimeoutError(endpoint_url="https://dynamodb")
-
-
-def _error(status: int, code: str) -> AWSResponse:
-    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code})
-    return AWSResponse(
-        "https://dynamodb", status, {"x-amzn-requestid": "fault"}, MockRawResponse(body.encode())
-    )
-
-
 def test_a_mixed_run_with_20_percent_faults_loses_nothing_and_never_answers_500(
     api, workspace, monkeypatch
 ):
     _, key = workspace
-    no_wait = lambda _seconds: None  # noqa: E731  (backoff is not what this test measures)
-    monkeypatch.setattr("botocore.endpoint.time.sleep", no_wait)
-    monkeypatch.setattr("tally.counters.time.sleep", no_wait)
-    faults = FaultyDynamoDB(rate=0.2, seed=6)
-    faults.install(aws.dynamodb())
-    faults.install(aws.dynamodb_unretried())
+    faults = random.Random(6)  # 20% of all calls: throttles and 5xx refused, answers lost
+    rate, injected = [0.2], []
+
+    def decide(operation: str) -> str | None:
+        if faults.random() >= rate[0]:
+            return None
+        injected.append(operation)
+        return faults.choice(
+            [
+                "refuse:ProvisionedThroughputExceededException:400",
+                "refuse:ThrottlingException:400",
+                "refuse:InternalServerError:500",
+                "lost",
+            ]
+        )
+
+    DynamoDBFaults(monkeypatch, decide)
     rng = random.Random(2026)
     applied, statuses = 0, []
 
@@ -314,17 +284,18 @@ def test_a_mixed_run_with_20_percent_faults_loses_nothing_and_never_answers_500(
         assert answer.status in (200, 404) or 400 <= answer.status < 500 or answer.status == 503
 
     assert 500 not in statuses
-    assert faults.injected > 300
+    assert len(injected) > 300
     assert statuses.count(503) > 0 and statuses.count(200) > 500
-    faults.rate = 0
+    rate[0] = 0
     assert _value(api, key) == applied
+    print(f"\nfault run: {len(injected)} faults injected, answers {Counter(statuses)}")
 
 
 def test_a_first_keyed_change_costs_two_extra_calls_and_a_repeat_one_in_all(api, workspace):
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)  # warm: key, policy and today's bucket in place
     calls: list[tuple[str, str]] = []
-    for client in (aws.dynamodb(), aws.dynamodb_unretried()):
+    for client in (aws.dynamodb(),):
         client.meta.events.register(
             "before-parameter-build.dynamodb.*",
             lambda model, params, **_: calls.append((model.name, params["TableName"])),

@@ -86,7 +86,7 @@ def _record_dynamodb_calls() -> set[tuple[str, str]]:
                 table = f"{table}/index/{params['IndexName']}"
             used.add((f"dynamodb:{model.name}", table))
 
-    for client in (aws.dynamodb(), aws.dynamodb_unretried()):
+    for client in (aws.dynamodb(),):
         client.meta.events.register("before-parameter-build.dynamodb.*", record)
     return used
 

@@ -1,29 +1,80 @@
-"""Cached AWS clients. Every data-access function takes `client=None` and falls back to these,
-so tests and the local runtime choose the endpoint (AWS_ENDPOINT_URL_DYNAMODB)."""
+"""The cached DynamoDB client, and tally's one retry policy.
+
+Every data-access function takes `client=None` and falls back to `dynamodb()`, so tests and the
+local runtime choose the endpoint (AWS_ENDPOINT_URL_DYNAMODB).
+
+Retries are decided here, per call, rather than by botocore's standard policy, because an
+`UpdateItem ... ADD` is not idempotent: if its answer is lost (a read timeout, a 5xx) the change
+may have been applied, and sending it again could count it twice. So:
+  - refused calls (throttles, transaction conflicts) and calls that never connected are retried:
+    DynamoDB applied nothing;
+  - a lost answer is retried only for calls that are safe to repeat (reads, conditional puts,
+    SETs, transactions, which reuse their ClientRequestToken); an additive UpdateItem is not, and
+    the caller finds out what happened (tally.counters._resolve).
+One client with this policy instead of two with different ones: each client costs ~50 ms of cold
+start (bench/cold_start.py).
+"""
 
 from __future__ import annotations
 
+import random
 from functools import lru_cache
 from typing import Any
 
 import boto3
 from botocore.config import Config
-
-# Reads and idempotent writes: botocore retries throttles, 5xx and timeouts.
-_RETRIED = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=1, read_timeout=2
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
 )
-# Counter changes (UpdateItem ADD) are not idempotent: a retry after a lost answer would apply
-# the change twice, so botocore never retries them; tally.counters retries only what DynamoDB
-# provably did not apply and checks the rest (see counters._send).
-_UNRETRIED = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
+
+MAX_ATTEMPTS = 3
+REFUSED = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",
+    "LimitExceededException",
+}
+_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
+_ANSWER_LOST = (ReadTimeoutError, ConnectionClosedError)
+# botocore's own retries off: `_retry` below is the policy.
+_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
 
 
 @lru_cache(maxsize=1)
 def dynamodb() -> Any:
-    return boto3.client("dynamodb", config=_RETRIED)
+    client = boto3.client("dynamodb", config=_CONFIG)
+    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", _flag_additive)
+    client.meta.events.register("needs-retry.dynamodb", _retry)
+    return client
 
 
-@lru_cache(maxsize=1)
-def dynamodb_unretried() -> Any:
-    return boto3.client("dynamodb", config=_UNRETRIED)
+def _flag_additive(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    if " ADD " in f" {params.get('UpdateExpression', '')} ":
+        context["tally_additive"] = True
+
+
+def _retry(
+    attempts: int,
+    response: Any,
+    caught_exception: Exception | None,
+    request_dict: dict[str, Any],
+    **_: Any,
+) -> float | None:
+    """Seconds to wait before the next attempt, or None for no retry (botocore's needs-retry)."""
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    repeatable = not request_dict.get("context", {}).get("tally_additive")
+    if caught_exception is not None:
+        retry = isinstance(caught_exception, _NOT_SENT) or (
+            repeatable and isinstance(caught_exception, _ANSWER_LOST)
+        )
+    else:
+        http, parsed = response
+        code = parsed.get("Error", {}).get("Code", "")
+        retry = code in REFUSED or (repeatable and http.status_code >= 500)
+    # Full jitter on an exponential base, as AWS recommends.
+    return random.uniform(0, 0.05 * 2**attempts) if retry else None

@@ -1,29 +1,52 @@
-"""Configuration at the edge: the environment, read once, lazily, into a validated model."""
+"""Configuration at the edge: the environment, read once, lazily, into a validated model.
+
+A frozen dataclass rather than a pydantic model: importing pydantic costs ~100 ms of every cold
+start (bench/cold_start.py) and these are a few strings; request bodies still use pydantic.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    counters_table: str = Field(alias="COUNTERS_TABLE", default="CountersTable")
-    workspaces_table: str = Field(alias="WORKSPACES_TABLE", default="WorkspacesTable")
-    api_keys_table: str = Field(alias="API_KEYS_TABLE", default="ApiKeysTable")
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", default="IdempotencyTable")
-    rate_limits_table: str = Field(alias="RATE_LIMITS_TABLE", default="RateLimitsTable")
-    invoice_items_table: str = Field(alias="INVOICE_ITEMS_TABLE", default="InvoiceItemsTable")
+@dataclass(frozen=True)
+class Settings:
+    counters_table: str = "CountersTable"
+    workspaces_table: str = "WorkspacesTable"
+    api_keys_table: str = "ApiKeysTable"
+    invoice_items_table: str = "InvoiceItemsTable"
+    rate_limits_table: str = "RateLimitsTable"
+    idempotency_table: str = "IdempotencyTable"
     # Locally the admin token comes from the environment; deployed, from SSM Parameter Store.
-    admin_token: SecretStr | None = Field(alias="TALLY_ADMIN_TOKEN", default=None)
-    admin_token_parameter: str | None = Field(alias="TALLY_ADMIN_TOKEN_PARAMETER", default=None)
+    admin_token: str | None = field(default=None, repr=False)
+    admin_token_parameter: str | None = None
     # How long a warm container trusts a looked-up API key (revocation takes effect within this).
-    key_cache_seconds: float = Field(alias="TALLY_KEY_CACHE_SECONDS", default=30.0, ge=0, le=60)
+    key_cache_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.key_cache_seconds <= 60:
+            raise ValueError("TALLY_KEY_CACHE_SECONDS must be between 0 and 60")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Settings:
+        names = {
+            "counters_table": "COUNTERS_TABLE",
+            "workspaces_table": "WORKSPACES_TABLE",
+            "api_keys_table": "API_KEYS_TABLE",
+            "invoice_items_table": "INVOICE_ITEMS_TABLE",
+            "rate_limits_table": "RATE_LIMITS_TABLE",
+            "idempotency_table": "IDEMPOTENCY_TABLE",
+            "admin_token": "TALLY_ADMIN_TOKEN",
+            "admin_token_parameter": "TALLY_ADMIN_TOKEN_PARAMETER",
+        }
+        values: dict = {attr: env[var] for attr, var in names.items() if env.get(var)}
+        if env.get("TALLY_KEY_CACHE_SECONDS"):
+            values["key_cache_seconds"] = float(env["TALLY_KEY_CACHE_SECONDS"])
+        return cls(**values)
 
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
+    return Settings.from_env(dict(os.environ))

@@ -17,19 +17,11 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
 
 from tally import aws, clock
 from tally.config import settings
@@ -155,7 +147,7 @@ def change(
         raise Conflict(
             f"{delta} is beyond what a counter's totals can hold", fields={"value": "too large"}
         )
-    client = client or aws.dynamodb_unretried()
+    client = client or aws.dynamodb()
     op = op or secrets.token_hex(10)
     at = Moment.of(now or clock.now())
     # The first change of a UTC day (or ISO week) resets that bucket: a different expression.
@@ -245,7 +237,7 @@ def set_value(
     client: Any = None,
 ) -> Counter:
     """Set the value outright (reset is value 0). Counts in neither up nor down."""
-    client = client or aws.dynamodb_unretried()
+    client = client or aws.dynamodb()
     op = op or secrets.token_hex(10)
     at = Moment.of(now or clock.now())
     update = Update()
@@ -273,17 +265,7 @@ def set_value(
 
 # ------------------------------------------------------------------ sending a change
 
-# DynamoDB refused these without applying anything: safe to send again.
-_REFUSED = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "TransactionConflictException",  # the item is inside a billing transaction right now
-}
-_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
-# The request may or may not have been applied: never send it again blindly.
-_AMBIGUOUS = (ReadTimeoutError, ConnectionClosedError)
-_SEND_TRIES = 3
+_ANSWER_LOST = (ReadTimeoutError, ConnectionClosedError)
 
 
 def _stamp(update: Update, op: str) -> None:
@@ -299,43 +281,29 @@ def _applied(old: dict[str, Any] | None, op: str) -> bool:
 def _send(client: Any, workspace: str, name: str, update: Update, op: str) -> dict[str, Any]:
     """Send a change (not idempotent: an ADD) without ever applying it twice.
 
-    The client does no retries of its own. Throttles and failures to connect are retried here:
-    DynamoDB did not apply them. When an answer is lost (a read timeout, a 5xx), the change may or
-    may not have been applied: a consistent read tells. If the counter's last operation is this
-    one, it was applied; if not, it is reported as a 503 and not retried, since sending it again
-    could count it twice. See README, "Design notes"."""
-    params = {
-        "TableName": settings().counters_table,
-        "Key": key(workspace, name),
-        "ReturnValues": "ALL_NEW",
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        **update.params(),
-    }
-    for attempt in range(_SEND_TRIES):
-        last_try = attempt == _SEND_TRIES - 1
-        try:
-            return client.update_item(**params)
-        except ClientError as err:
-            code = err.response["Error"]["Code"]
-            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in _REFUSED and not last_try:
-                time.sleep(0.025 * 2**attempt)
-                continue
-            if status >= 500:
-                return _resolve(workspace, name, op, err)
-            raise
-        except _NOT_SENT:
-            if last_try:
-                raise
-            time.sleep(0.025 * 2**attempt)
-        except _AMBIGUOUS as err:
+    tally.aws retries it only when DynamoDB refused it (a throttle) or it never left. When its
+    answer is lost (a read timeout, a 5xx) it may or may not have been applied: a consistent read
+    tells. If the counter's last operation is this one, it was applied; if not, it is reported
+    (OutcomeUnknown, a 503) and not sent again, since that could count it twice."""
+    try:
+        return client.update_item(
+            TableName=settings().counters_table,
+            Key=key(workspace, name),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **update.params(),
+        )
+    except ClientError as err:
+        if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
             return _resolve(workspace, name, op, err)
-    raise AssertionError("unreachable")
+        raise
+    except _ANSWER_LOST as err:
+        return _resolve(workspace, name, op, err)
 
 
 def _resolve(workspace: str, name: str, op: str, err: Exception) -> dict[str, Any]:
     item = None
-    for attempt in range(5):  # a read is safe to repeat
+    for _ in range(3):  # a read, safe to repeat (and each is retried by tally.aws too)
         try:
             item = (
                 aws.dynamodb()
@@ -348,7 +316,7 @@ def _resolve(workspace: str, name: str, op: str, err: Exception) -> dict[str, An
             )
             break
         except (ClientError, BotoCoreError):
-            time.sleep(0.025 * 2**attempt)
+            continue
     else:
         raise OutcomeUnknown() from err
     if _applied(item, op):

@@ -33,6 +33,7 @@ _TRANSIENT = {
     "ServiceUnavailable",
     "TransactionInProgressException",
     "TransactionConflictException",
+    "LimitExceededException",
 }
 
 

@@ -210,7 +210,7 @@ def check_admin_token(token: str | None) -> None:
     """POST /admin/workspaces: the bearer must be the operator's admin token."""
     cfg = settings()
     if cfg.admin_token is not None:
-        expected = cfg.admin_token.get_secret_value()
+        expected = cfg.admin_token
     elif cfg.admin_token_parameter:
         # Imported here: only the admin function pays for Powertools Parameters at cold start.
         from aws_lambda_powertools.utilities.parameters import get_parameter
