@@ -1,7 +1,7 @@
-"""Cold start: median time to import each handler module and create its DynamoDB clients (what
+"""Cold start: median time to import each handler module and create its DynamoDB client (what
 its first request pays before any work) in a fresh interpreter,
 against the floor every boto3 function pays (`import boto3; boto3.client("dynamodb")`), measured
-in the same run. A benchmark, not a test.
+in the same run, each handler paired with a floor run. A benchmark, not a test.
 
     .venv/bin/python bench/cold_start.py [--runs 7]
 """
@@ -36,10 +36,10 @@ def _probe(code: str, env: dict[str, str]) -> float:
 def _handler_code(fn) -> str:
     module = fn.handler.rsplit(".", 1)[0]
     # As Lambda does: the function's code directory on the path, then import the handler module;
-    # then what its first request adds before any work: the DynamoDB clients (created lazily).
+    # then what its first request adds before any work: the DynamoDB client (created lazily).
     return (
         f"import sys; sys.path.insert(0, {str(fn.code_uri)!r}); import {module}\n"
-        "from tally import aws; aws.dynamodb(); aws.dynamodb_unretried()"
+        "from tally import aws; aws.dynamodb()"
     )
 
 

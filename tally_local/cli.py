@@ -46,6 +46,8 @@ def serve(args: argparse.Namespace) -> int:
         embedded = dynamodb.EmbeddedDynamoDB(args.host, args.dynamodb_port).start()
         endpoint = embedded.endpoint
     _environment(template, endpoint)
+    # One line per request: EMF metric lines only when asked (POWERTOOLS_METRICS_DISABLED=false).
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     dynamodb.ensure_tables(dynamodb.client(endpoint), template)
     if embedded:
         seed_demo(dynamodb.client(endpoint))

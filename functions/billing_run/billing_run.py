@@ -1,16 +1,14 @@
 """The scheduled billing run: invoice every counter that reached its billing threshold."""
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tally import billing
-
-logger = Logger()
-metrics = Metrics()
+from tally.telemetry import logger, metrics, tracer
 
 
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def handler(event, context):
     report = billing.run(log=logger)
     for item in report.items:

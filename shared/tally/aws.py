@@ -76,5 +76,9 @@ def _retry(
         http, parsed = response
         code = parsed.get("Error", {}).get("Code", "")
         retry = code in REFUSED or (repeatable and http.status_code >= 500)
+        if code in REFUSED:
+            from tally.telemetry import count
+
+            count("DynamoDBThrottles")
     # Full jitter on an exponential base, as AWS recommends.
     return random.uniform(0, 0.05 * 2**attempts) if retry else None

@@ -27,6 +27,7 @@ from tally import aws, clock
 from tally.config import settings
 from tally.errors import Conflict, OutcomeUnknown, TallyError, Unavailable
 from tally.names import INT64_MAX, INT64_MIN
+from tally.telemetry import count, logger
 
 DUE = "due"  # the mark of a counter at or above its billing threshold (a sparse index's key)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -168,6 +169,7 @@ def change(
             rollover = _rollover_for(old, at)
             continue
         mark_if_due(workspace, name, answer["Attributes"], client=client)
+        count("CounterChanges")
         return Counter(workspace, name, answer["Attributes"])
     raise Unavailable("the counter is changing too fast to record; retry", retry_after=1)
 
@@ -198,9 +200,7 @@ def mark_if_due(workspace: str, name: str, item: dict[str, Any], *, client: Any 
 
 
 def _log_unmarked(workspace: str, name: str, err: Exception) -> None:
-    from aws_lambda_powertools import Logger
-
-    Logger().warning(
+    logger.warning(
         "could not mark a counter due for billing; its next change will",
         extra={"workspace": workspace, "counter": name, "error": repr(err)},
     )
@@ -260,6 +260,7 @@ def set_value(
             f"{value} is outside the counter's bounds", fields={"value": "outside bounds"}
         ) from err
     mark_if_due(workspace, name, answer["Attributes"], client=client)
+    count("CounterChanges")
     return Counter(workspace, name, answer["Attributes"])
 
 
@@ -439,6 +440,10 @@ def _raise_refusal(old: dict[str, Any] | None, delta: int, refuse_private: Tally
     def n(attr: str) -> int | None:
         return int(old[attr]["N"]) if attr in old else None
 
+    if (delta > 0 and "ru" in old and (n("ru") or 0) < delta) or (
+        delta < 0 and "rd" in old and (n("rd") or 0) < -delta
+    ):
+        count("BoundRefusals")
     if delta > 0 and (n("ru") or 0) < delta and "ru" in old:
         limit = n("hi")
         raise Conflict(

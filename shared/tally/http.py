@@ -15,13 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tally.errors import BadRequest, Internal, RateLimited, TallyError, Unavailable
-
-logger = Logger()
+from tally.telemetry import count, logger, metrics, tracer
 
 MAX_BODY_BYTES = 16 * 1024
 # DynamoDB answers that outlasted botocore's retries: the caller may retry later (503).
@@ -34,6 +32,11 @@ _TRANSIENT = {
     "TransactionInProgressException",
     "TransactionConflictException",
     "LimitExceededException",
+}
+_THROTTLES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
 }
 
 
@@ -130,7 +133,10 @@ def rate_limit(request: Request) -> Any:
             workspace = names.workspace(workspace) if workspace else None
         except BadRequest:
             workspace = None
-        policy = rate_limit.policy_for(workspace or (caller.workspace if caller else None))
+        workspace = workspace or (caller.workspace if caller else None)
+        if workspace:
+            logger.append_keys(workspace=workspace)  # a correlation key on every later line
+        policy = rate_limit.policy_for(workspace)
         who = f"key:{caller.key_id}" if caller else f"ip:{request.source_ip}"
         return rate_limit.take(rate_limit.bucket_id(who, request.method, request.path), policy)
     except (ClientError, BotoCoreError) as err:
@@ -168,7 +174,10 @@ def _run(fn: Handler, request: Request, context: Any) -> tuple[int, dict[str, An
     status, body, replayed = idempotency.once(
         scope, key, request.fingerprint(), lambda: fn(request), context
     )
-    return status, body, {"Idempotent-Replayed": "true"} if replayed else {}
+    if replayed:
+        count("IdempotentReplays")
+        return status, body, {"Idempotent-Replayed": "true"}
+    return status, body, {}
 
 
 def api_handler(
@@ -181,15 +190,21 @@ def api_handler(
         return functools.partial(api_handler, changes=changes)
 
     @functools.wraps(fn)
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+    )
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler(capture_response=False)  # answers may hold a new key's secret
     def handler(event: dict[str, Any], context: Any) -> dict:
         request = Request.from_event(event)
+        count("Requests")
         limit_headers: dict[str, str] = {}
         try:
             decision = rate_limit(request)
             if decision is not None:
                 limit_headers = decision.headers()
                 if not decision.allowed:  # a limited call never reaches the domain
+                    count("RateLimited")
                     raise RateLimited(
                         decision.policy.quota, decision.policy.window, decision.retry_after_s
                     )
@@ -207,6 +222,7 @@ def api_handler(
                 or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
             ):
                 logger.warning("dynamodb unavailable", extra={"code": code})
+                count("DynamoDBThrottles" if code in _THROTTLES else "DynamoDBFailures")
                 return error_answer(request, Unavailable(), limit_headers)
             logger.exception("dynamodb refused a request")
         except BotoCoreError:

@@ -1,0 +1,140 @@
+"""Telemetry: Powertools logs carry correlation keys and never a secret; EMF metrics count what
+operators watch."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tally import aws
+from tests.conftest import ADMIN_TOKEN
+
+
+def _emitted(capsys) -> set[str]:
+    """Metric names in the EMF lines printed since the last call."""
+    names = set()
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith('{"_aws"'):
+            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                names |= {m["Name"] for m in directive["Metrics"]}
+    return names
+
+
+def _records_text(caplog) -> str:
+    return "\n".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
+
+
+@pytest.fixture
+def log_stream():
+    """Powertools' JSON log lines, as CloudWatch would get them (its handler keeps the stdout it
+    was created with, so it is pointed at a buffer here)."""
+    from tally.telemetry import logger
+
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)
+    yield buffer
+    logger.registered_handler.setStream(previous)
+
+
+def _log_lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_a_session_with_keys_leaves_no_secret_in_the_logs(
+    api, workspace, caplog, log_stream, monkeypatch
+):
+    caplog.set_level("INFO")  # what tally runs at (POWERTOOLS_LOG_LEVEL)
+    _, admin = workspace
+    made = api("POST", "/account/api-keys", key=admin, body={"scopes": ["write"]}).body
+    api("GET", "/v2/acme/c/up", key=made["api_key"])
+    api("GET", "/v2/acme/c/up", key=made["api_key"] + "x")  # a bad key
+    api("GET", "/v2/acme/c/up", key=admin, headers={"Idempotency-Key": "k"})
+    api("GET", "/v2/acme/c/up", key=admin, headers={"Idempotency-Key": "k"})
+    api("DELETE", f"/account/api-keys/{made['key_id']}", key=admin)
+    api("GET", "/v2/acme/c/up", key=made["api_key"])  # revoked
+    from tally import counters
+
+    monkeypatch.setattr(counters, "change", lambda *a, **k: 1 / 0)
+    api("GET", "/v2/acme/c/up", key=admin)  # a crash, logged with its stack
+
+    lines = _log_lines(log_stream)
+    assert any(line["message"] == "unhandled error" and "exception" in line for line in lines)
+    logged = _records_text(caplog) + log_stream.getvalue()
+    for secret in (admin, made["api_key"], ADMIN_TOKEN, admin.split("_", 2)[2]):
+        assert secret not in logged
+    assert "Bearer" not in logged and "authorization" not in logged.lower()
+
+
+def test_log_lines_carry_the_request_id_and_the_workspace(api, workspace, log_stream, monkeypatch):
+    _, key = workspace
+    client = aws.dynamodb()
+    update_item = client.update_item
+
+    def bucket_down(**params):
+        if params["TableName"] == "RateLimitsTable":
+            raise ClientError(
+                {"Error": {"Code": "InternalServerError", "Message": "x"}}, "UpdateItem"
+            )
+        return update_item(**params)
+
+    monkeypatch.setattr(client, "update_item", bucket_down)
+    api("GET", "/v2/acme/c/up", key=key)
+
+    (line,) = [line for line in _log_lines(log_stream) if "failing open" in line["message"]]
+    assert line["workspace"] == "acme"
+    assert line["correlation_id"]  # the API Gateway request id
+    assert line["function_name"] == "V2UpFunction"
+
+
+@pytest.mark.parametrize(
+    ("setup", "request_", "metric"),
+    [
+        (None, ("GET", "/v2/acme/c/up"), "CounterChanges"),
+        (
+            ("PUT", "/account/counters/c/settings", {"upper_bound": 0}),
+            ("GET", "/v2/acme/c/up"),
+            "BoundRefusals",
+        ),
+        (
+            ("PUT", "/admin/workspaces/acme/rate-limit", {"quota": 1, "window": 60}),
+            ("GET", "/v2/acme/c/up"),
+            "RateLimited",
+        ),
+    ],
+)
+def test_metrics_count_what_operators_watch(api, workspace, capsys, setup, request_, metric):
+    _, key = workspace
+    if setup:
+        method, path, body = setup
+        api(method, path, key=ADMIN_TOKEN if path.startswith("/admin") else key, body=body)
+        api(*request_, key=key)  # RateLimited needs the one token spent first
+    _emitted(capsys)
+
+    api(*request_, key=key)
+
+    assert {"Requests", metric} <= _emitted(capsys)
+
+
+def test_an_idempotent_replay_is_counted(api, workspace, capsys):
+    _, key = workspace
+    api("GET", "/v2/acme/c/up", key=key, headers={"Idempotency-Key": "k"})
+    _emitted(capsys)
+
+    api("GET", "/v2/acme/c/up", key=key, headers={"Idempotency-Key": "k"})
+
+    assert "IdempotentReplays" in _emitted(capsys)
+
+
+def test_a_dynamodb_throttle_is_counted(api, workspace, capsys, monkeypatch):
+    from tests.conftest import DynamoDBFaults
+
+    _, key = workspace
+    api("GET", "/v2/acme/c/up", key=key)
+    _emitted(capsys)
+    DynamoDBFaults(monkeypatch, lambda op: "refuse:ThrottlingException:400")
+
+    assert api("GET", "/v2/acme/c", key=key).status == 503
+    assert "DynamoDBThrottles" in _emitted(capsys)
