@@ -179,6 +179,8 @@ def test_a_settings_change_keeps_fields_it_does_not_name_and_null_clears(api, wo
         {"billing": {"threshold": 10, "amount": 0, "description": "x"}},
         {"billing": {"threshold": 10, "amount": 5, "description": ""}},
         {"billing": {"threshold": 10, "amount": 5}},
+        {"billing": {"threshold": 10, "amount": 5, "description": "x" * 101}},
+        {"description": "x" * 101},
         {"colour": "red"},
     ],
 )

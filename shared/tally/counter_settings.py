@@ -16,6 +16,9 @@ from tally.errors import Conflict
 from tally.names import INT64_MAX, INT64_MIN
 
 Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+# Descriptions live on the counter item, which every change rewrites: kept short so that the
+# largest item stays under 1 KB, i.e. one write unit a change (bench/write_cost.py).
+MAX_DESCRIPTION = 100
 
 
 class Billing(BaseModel):
@@ -23,7 +26,7 @@ class Billing(BaseModel):
 
     threshold: Annotated[StrictInt, Field(gt=0, le=INT64_MAX)]
     amount: Annotated[StrictInt, Field(ge=-(10**12), le=10**12)]
-    description: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+    description: Annotated[StrictStr, Field(min_length=1, max_length=MAX_DESCRIPTION)]
 
     @model_validator(mode="after")
     def _non_zero_amount(self) -> Billing:
@@ -38,7 +41,7 @@ class SettingsChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     visibility: Literal["private", "public"] | None = None
-    description: Annotated[StrictStr, Field(max_length=500)] | None = None
+    description: Annotated[StrictStr, Field(max_length=MAX_DESCRIPTION)] | None = None
     lower_bound: Int64 | None = None
     upper_bound: Int64 | None = None
     billing: Billing | None = None

@@ -10,7 +10,8 @@ Item attributes (short names keep a busy counter under 1 KB, i.e. one write unit
   dy, dyu, dyd  UTC day (yyyymmdd) and its up/down; wk, wku, wkd  ISO week (yyyyww) and its up/down
   bt, ba, bd   billing threshold, amount, description   bu  units billed over its life
   due          present while the counter is at or above its billing threshold (see billing.py)
-  hHHu/hHHd    hour of day 00-23   wNu/wNd  weekday 0=Monday   qNu/qNd  quarter 1-4 (all-time, UTC)
+  all-time buckets (UTC), two-byte names (bucket_attr): hour of day x<h>/y<h> (h in 0-9a-n),
+               weekday p<d>/q<d> (0=Monday), quarter r<n>/s<n> (1-4); first letter up, second down
 """
 
 from __future__ import annotations
@@ -107,15 +108,29 @@ class Counter:
                 return {"up": 0, "down": 0}
             return {"up": self._n(prefix + "u"), "down": self._n(prefix + "d")}
 
+        def bucket(kind: str, slot: int) -> dict[str, int]:
+            return {side: self._n(bucket_attr(kind, slot, side)) for side in ("up", "down")}
+
         return {
             "today": pair("dy", today),
             "this_week": pair("wk", this_week),
             "temporal": {
-                "hours": {f"{h:02d}": pair(f"h{h:02d}") for h in range(24)},
-                "weekdays": {name: pair(f"w{i}") for i, name in enumerate(WEEKDAYS)},
-                "quarters": {f"q{q}": pair(f"q{q}") for q in range(1, 5)},
+                "hours": {f"{h:02d}": bucket("hour", h) for h in range(24)},
+                "weekdays": {name: bucket("weekday", i) for i, name in enumerate(WEEKDAYS)},
+                "quarters": {f"q{q}": bucket("quarter", q) for q in range(1, 5)},
             },
         }
+
+
+_SLOTS = "0123456789abcdefghijklmn"  # hour 0-23 in one character
+_LETTERS = {"hour": ("x", "y"), "weekday": ("p", "q"), "quarter": ("r", "s")}
+
+
+def bucket_attr(kind: str, slot: int, side: str) -> str:
+    """The item attribute of an all-time stats bucket: two bytes, since a busy counter carries
+    70 of them and every change rewrites the item (one write unit up to 1 KB)."""
+    up, down = _LETTERS[kind]
+    return (up if side == "up" else down) + _SLOTS[slot]
 
 
 def get(workspace: str, name: str, *, client: Any = None) -> Counter | None:
@@ -401,7 +416,13 @@ def _change_update(delta: int, at: Moment, rollover: str, *, public_only: bool) 
     update.require(
         f"(attribute_not_exists(#{total}) OR #{total} <= :total_max)", total_max=INT64_MAX - amount
     )
-    for attr in (total, f"h{at.hour:02d}{side}", f"w{at.weekday}{side}", f"q{at.quarter}{side}"):
+    direction = "up" if delta > 0 else "down"
+    for attr in (
+        total,
+        bucket_attr("hour", at.hour, direction),
+        bucket_attr("weekday", at.weekday, direction),
+        bucket_attr("quarter", at.quarter, direction),
+    ):
         update.add(attr, amount)
     other = "d" if side == "u" else "u"
     if rollover == "same_day":
