@@ -25,7 +25,8 @@ FLOOR = 'import boto3; boto3.client("dynamodb")'
 
 
 def _probe(code: str, env: dict[str, str]) -> float:
-    """Seconds to run `code` in a fresh interpreter, timed inside it (startup of Python excluded)."""
+    """CPU seconds to run `code` in a fresh interpreter, timed inside it (Python's own startup
+    excluded; CPU time, not wall time, so that other load on the machine does not count)."""
     wrapped = f"import time; t = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
     out = subprocess.run(
         [sys.executable, "-c", wrapped], env=env, capture_output=True, text=True, check=True

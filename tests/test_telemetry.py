@@ -138,3 +138,21 @@ def test_a_dynamodb_throttle_is_counted(api, workspace, capsys, monkeypatch):
 
     assert api("GET", "/v2/acme/c", key=key).status == 503
     assert "DynamoDBThrottles" in _emitted(capsys)
+
+
+def test_the_tracer_is_built_for_sampled_invocations_only(monkeypatch):
+    from tally import telemetry
+
+    telemetry._tracer.cache_clear()
+
+    @telemetry.traced
+    def handler(event, context):
+        return "answered"
+
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0")
+    assert handler({}, None) == "answered"
+    assert telemetry._tracer.cache_info().currsize == 0  # no X-Ray SDK on this path
+
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+    assert handler({}, None) == "answered"
+    assert telemetry._tracer.cache_info().currsize == 1

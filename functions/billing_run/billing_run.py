@@ -3,12 +3,12 @@
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tally import billing
-from tally.telemetry import logger, metrics, tracer
+from tally.telemetry import logger, metrics, traced
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@traced
 def handler(event, context):
     report = billing.run(log=logger)
     for item in report.items:

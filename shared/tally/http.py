@@ -19,7 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tally.errors import BadRequest, Internal, RateLimited, TallyError, Unavailable
-from tally.telemetry import count, logger, metrics, tracer
+from tally.telemetry import count, logger, metrics, traced
 
 MAX_BODY_BYTES = 16 * 1024
 # DynamoDB answers that outlasted botocore's retries: the caller may retry later (503).
@@ -194,7 +194,7 @@ def api_handler(
         correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
     )
     @metrics.log_metrics
-    @tracer.capture_lambda_handler(capture_response=False)  # answers may hold a new key's secret
+    @traced
     def handler(event: dict[str, Any], context: Any) -> dict:
         request = Request.from_event(event)
         count("Requests")
