@@ -246,6 +246,34 @@ def test_overload_answers_match_the_document(described, workspace, monkeypatch):
     assert described("GET", "/app/session", key=admin).status == 503
 
 
+BODIES = sorted(k for k, op in _operations().items() if "requestBody" in op)
+
+
+@pytest.mark.parametrize("key", BODIES, ids=" ".join)
+def test_each_documented_request_example_is_accepted_and_an_unknown_field_is_400(api, key):
+    method, template_path = key
+    op = _operations()[key]
+    media = _pointer("paths", template_path, method.lower(), "requestBody", "content")
+    example = op["requestBody"]["content"]["application/json"]["example"]
+    _validate(f"{media}/application~1json/schema", example)
+    made = api("POST", "/admin/workspaces", key=ADMIN_TOKEN, body={"workspace": "examples"})
+    operator = template_path.startswith("/admin/")
+    key_ = ADMIN_TOKEN if operator else made.body["api_key"]
+    params = {p["name"]: p.get("example") for p in map(_resolved, op.get("parameters", []))}
+    path = template_path.format(**{**params, "workspace": "examples"})
+
+    refused = api(method, path, key=key_, body={**example, "surprise": 1})
+    accepted = api(method, path, key=key_, body=example)
+
+    assert refused.status == 400, refused.body
+    assert "surprise" in refused.body["error"]["fields"]
+    assert accepted.status in (200, 201), accepted.body
+
+
+def _resolved(node: dict[str, Any]) -> dict[str, Any]:
+    return _follow(node["$ref"])[1] if "$ref" in node else node
+
+
 def test_a_mismatch_between_an_answer_and_the_document_is_caught():
     pointer = _pointer("paths", "/v2/{workspace}/{name}", "get", "responses", "404")
     backstack_shape = {"error": {"type": "user", "code": 404, "message": "no", "fields": {}}}
