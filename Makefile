@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint install clean
+.PHONY: serve test fuzz lint install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# Before a release: schemathesis with many more requests per operation than `make test` sends.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	TALLY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_fuzz.py -s --timeout 3600
 
 clean:
 	rm -rf $(VENV) .pytest_cache

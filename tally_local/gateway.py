@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Request, Response
 
+from tally_local import docs
 from tally_local.template import ACCOUNT, REGION, Function, Route, Template
 
 
@@ -129,8 +130,11 @@ class Gateway:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         started = time.perf_counter()
-        matched = self.match(request.method, request.path)
-        if matched is None:  # no $default route in the template: API Gateway's own answer
+        local = docs.answer(request)  # /openapi.json and /docs: local tooling, not routes
+        matched = self.match(request.method, request.path) if local is None else None
+        if local is not None:
+            response, name = local, "docs"
+        elif matched is None:  # no $default route in the template: API Gateway's own answer
             response = Response('{"message":"Not Found"}', 404, content_type="application/json")
             name = "-"
         else:

@@ -3,12 +3,13 @@
 from tally import access, keys
 from tally.errors import BadRequest
 from tally.http import Request, api_handler
+from tally.validation import known_fields
 
 
 @api_handler(changes=True)
 def handler(request: Request):
     caller = access.account(request, "admin")
-    scopes = request.json_body().get("scopes")
+    scopes = known_fields(request.json_body(), "scopes").get("scopes")
     if (
         not isinstance(scopes, list)
         or not scopes

@@ -2,12 +2,13 @@
 
 from tally import keys, names
 from tally.http import Request, api_handler
+from tally.validation import known_fields
 
 
 @api_handler(changes=True)
 def handler(request: Request):
     keys.check_admin_token(request.bearer)
-    workspace = names.workspace(request.json_body().get("workspace"))
+    workspace = names.workspace(known_fields(request.json_body(), "workspace").get("workspace"))
     issued = keys.create_workspace(workspace)
     return 201, {
         "workspace": issued.workspace,

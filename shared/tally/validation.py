@@ -20,3 +20,14 @@ def parse(model: type[Model], data: dict[str, Any]) -> Model:
             for error in err.errors(include_url=False)
         }
         raise BadRequest("the request body is invalid", fields=fields) from None
+
+
+def known_fields(data: dict[str, Any], *names: str) -> dict[str, Any]:
+    """Refuse fields the call does not take, naming each, as the models' extra="forbid" does."""
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise BadRequest(
+            "the request body is invalid",
+            fields={name: "Extra inputs are not permitted" for name in unknown},
+        )
+    return data

@@ -1,0 +1,70 @@
+"""`tally serve` describes its API: the OpenAPI document at /openapi.json and Swagger UI at /docs,
+every asset served locally (nothing here reaches the internet)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from werkzeug.test import Client
+
+from tally_local.docs import document
+from tally_local.gateway import Gateway
+from tests.conftest import TEMPLATE
+
+
+class _Discard:
+    def write(self, _: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client(Gateway(TEMPLATE, log=_Discard()))
+
+
+def test_openapi_json_is_the_document(client):
+    response = client.get("/openapi.json")
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert json.loads(response.get_data()) == document()
+
+
+def test_the_docs_page_loads_swagger_ui_from_local_assets_only(client):
+    page = client.get("/docs")
+
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert 'url: "/openapi.json"' in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert {"/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css"} <= set(assets)
+    for asset in assets:
+        assert asset.startswith("/docs/"), f"{asset} is not served by tally serve"
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert len(response.get_data()) > 0, asset
+    assert "http://" not in html and "https://" not in html
+
+
+def test_the_docs_are_not_routes_of_the_template():
+    paths = {route.path for route in TEMPLATE.routes()}
+    assert not {"/openapi.json", "/docs"} & paths
+
+
+@pytest.mark.parametrize("path", ["/docs/../openapi.yaml", "/docs/nothing.js", "/docs/%2e%2e/x"])
+def test_only_the_bundles_own_files_are_served_under_docs(client, path):
+    response = client.get(path)
+
+    assert response.status_code == 404  # the $default route's answer
+    assert json.loads(response.get_data())["error"]["code"] == 404
+
+
+def test_other_methods_on_the_docs_paths_are_the_apis_404(client):
+    response = client.post("/openapi.json")
+
+    assert response.status_code == 404
