@@ -33,7 +33,7 @@ def item_size(item: dict) -> int:
 
 def main() -> None:
     with in_process_api():
-        from tally import counter_settings, counters
+        from tally import counter_settings, counters, requests
 
         # The heaviest counter validation allows: the longest names and descriptions, settings
         # of every kind, and a busy year of changes.
@@ -41,15 +41,15 @@ def main() -> None:
         counter_settings.put(
             workspace,
             name,
-            counter_settings.SettingsChange(
+            requests.SettingsChange(
                 visibility="public",
-                description="d" * counter_settings.MAX_DESCRIPTION,
+                description="d" * requests.MAX_DESCRIPTION,
                 lower_bound=-(2**62),
                 upper_bound=2**62,
-                billing=counter_settings.Billing(
+                billing=requests.Billing(
                     threshold=1000,
                     amount=500,
-                    description="b" * counter_settings.MAX_DESCRIPTION,
+                    description="b" * requests.MAX_DESCRIPTION,
                 ),
             ),
         )

@@ -7,6 +7,7 @@ tally invoke <LogicalId> [-e F]    one function once, like `sam local invoke`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -116,7 +117,9 @@ def invoke(args: argparse.Namespace) -> int:
         return 1
     event = _read_event(args.event)
     _environment(template, endpoint)
-    result = call(fn, event)
+    # As sam local invoke does: the function's logs and metrics to stderr, its result to stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = call(fn, event)
     print(json.dumps(result, indent=2))
     return 0
 

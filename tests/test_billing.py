@@ -7,7 +7,7 @@ import contextlib
 import pytest
 
 from tally import billing, counter_settings, counters, invoices
-from tally.counter_settings import Billing, SettingsChange
+from tally.requests import Billing, SettingsChange
 
 T, AMOUNT = 1000, 500
 
@@ -144,10 +144,10 @@ def test_a_counter_that_keeps_failing_does_not_stop_the_others(ddb, monkeypatch)
     counters.change("acme", "fine", 1000)
     record_of = invoices.record_of
 
-    def fail_for_broken(workspace, item, source, item_id):
+    def fail_for_broken(workspace, amount, description, source, item_id):
         if item_id == billing.item_id("acme", "broken", 0):
             raise RuntimeError("this counter cannot be billed")
-        return record_of(workspace, item, source, item_id)
+        return record_of(workspace, amount, description, source, item_id)
 
     monkeypatch.setattr(invoices, "record_of", fail_for_broken)
     report = billing.run()

@@ -103,8 +103,9 @@ def bill(workspace: str, counter: str, report: Report, *, client: Any) -> None:
     # One item holds at most invoices.MAX_AMOUNT cents; what does not fit is billed next run.
     k = min(units // threshold, invoices.MAX_AMOUNT // abs(amount))
     units = k * threshold
-    new_item = invoices.NewItem(amount=k * amount, description=item["bd"]["S"])
-    record = invoices.record_of(workspace, new_item, "billing", item_id(workspace, counter, billed))
+    record = invoices.record_of(
+        workspace, k * amount, item["bd"]["S"], "billing", item_id(workspace, counter, billed)
+    )
     same_billed = "#bu = :bu" if billed else "(attribute_not_exists(#bu) OR #bu = :bu)"
     client.transact_write_items(
         TransactItems=[

@@ -5,53 +5,14 @@ They live on the counter's own item, so a change checks its bounds in the same a
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from tally import aws, counters
 from tally.config import settings
 from tally.errors import Conflict
 from tally.names import INT64_MAX, INT64_MIN
-
-Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
-# Descriptions live on the counter item, which every change rewrites: kept short so that the
-# largest item stays under 1 KB, i.e. one write unit a change (bench/write_cost.py).
-MAX_DESCRIPTION = 100
-
-
-class Billing(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    threshold: Annotated[StrictInt, Field(gt=0, le=INT64_MAX)]
-    amount: Annotated[StrictInt, Field(ge=-(10**12), le=10**12)]
-    description: Annotated[StrictStr, Field(min_length=1, max_length=MAX_DESCRIPTION)]
-
-    @model_validator(mode="after")
-    def _non_zero_amount(self) -> Billing:
-        if self.amount == 0:
-            raise ValueError("amount must be a non-zero number of cents")
-        return self
-
-
-class SettingsChange(BaseModel):
-    """PUT body: fields present are set, `null` clears a bound or billing, absent ones stay."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    visibility: Literal["private", "public"] | None = None
-    description: Annotated[StrictStr, Field(max_length=MAX_DESCRIPTION)] | None = None
-    lower_bound: Int64 | None = None
-    upper_bound: Int64 | None = None
-    billing: Billing | None = None
-
-    @model_validator(mode="after")
-    def _ordered_bounds(self) -> SettingsChange:
-        lo, hi = self.lower_bound, self.upper_bound
-        if lo is not None and hi is not None and lo > hi:
-            raise ValueError("lower_bound must not be above upper_bound")
-        return self
 
 
 def read(counter: counters.Counter | None) -> dict[str, Any]:
@@ -76,8 +37,8 @@ def read(counter: counters.Counter | None) -> dict[str, Any]:
     }
 
 
-def put(workspace: str, name: str, change: SettingsChange, *, client: Any = None) -> dict:
-    """Apply a settings change in one conditional UpdateItem: refused (409, nothing changed) if
+def put(workspace: str, name: str, change: Any, *, client: Any = None) -> dict:
+    """Apply a settings change (tally.requests.SettingsChange) in one conditional UpdateItem: refused (409, nothing changed) if
     the counter's current value is outside the new bounds."""
     given = change.model_fields_set
     update = counters.Update()

@@ -11,10 +11,9 @@ import base64
 import json
 import re
 import secrets
-from typing import Annotated, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from tally import aws, clock
 from tally.config import settings
@@ -24,33 +23,20 @@ MAX_AMOUNT = 10**12
 BY_TIME = "by_time"
 
 
-class NewItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount: Annotated[StrictInt, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
-    description: Annotated[StrictStr, Field(min_length=1, max_length=500)]
-
-    @field_validator("amount")
-    @classmethod
-    def _non_zero(cls, amount: int) -> int:
-        if amount == 0:
-            raise ValueError("amount must be a non-zero number of cents")
-        return amount
-
-
 def new_id() -> str:
     return f"ivi_{secrets.token_hex(12)}"
 
 
 def create(
     workspace: str,
-    item: NewItem,
+    amount: int,
+    description: str,
     *,
     source: str = "api",
     item_id: str | None = None,
     client: Any = None,
 ) -> dict[str, Any]:
-    record = record_of(workspace, item, source, item_id or new_id())
+    record = record_of(workspace, amount, description, source, item_id or new_id())
     try:
         (client or aws.dynamodb()).put_item(
             TableName=settings().invoice_items_table,
@@ -66,13 +52,15 @@ def create(
     return render(record)
 
 
-def record_of(workspace: str, item: NewItem, source: str, item_id: str) -> dict[str, Any]:
+def record_of(
+    workspace: str, amount: int, description: str, source: str, item_id: str
+) -> dict[str, Any]:
     stamp = clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {
         "workspace": {"S": workspace},
         "item_id": {"S": item_id},
-        "amount": {"N": str(item.amount)},
-        "description": {"S": item.description},
+        "amount": {"N": str(amount)},
+        "description": {"S": description},
         "timestamp": {"S": stamp},
         "source": {"S": source},
         "created": {"S": f"{stamp}#{item_id}"},  # the index's sort key: time, then id
