@@ -25,7 +25,7 @@ MAX_DESCRIPTION = 100
 
 
 class Billing(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     threshold: Annotated[StrictInt, Field(gt=0, le=INT64_MAX)]
     amount: Annotated[StrictInt, Field(ge=-(10**12), le=10**12)]
@@ -41,7 +41,7 @@ class Billing(BaseModel):
 class SettingsChange(BaseModel):
     """PUT body: fields present are set, `null` clears a bound or billing, absent ones stay."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     visibility: Literal["private", "public"] | None = None
     description: Annotated[StrictStr, Field(max_length=MAX_DESCRIPTION)] | None = None
@@ -58,7 +58,7 @@ class SettingsChange(BaseModel):
 
 
 class NewInvoiceItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     amount: Annotated[StrictInt, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
     description: Annotated[StrictStr, Field(min_length=1, max_length=500)]
@@ -72,7 +72,7 @@ class NewInvoiceItem(BaseModel):
 
 
 class RateLimitChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     quota: Annotated[StrictInt, Field(ge=1, le=1_000_000)]
     window: Annotated[StrictInt, Field(ge=1, le=86_400)]
