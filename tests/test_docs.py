@@ -10,21 +10,12 @@ import pytest
 from werkzeug.test import Client
 
 from tally_local.docs import document
-from tally_local.gateway import Gateway
-from tests.conftest import TEMPLATE
-
-
-class _Discard:
-    def write(self, _: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
+from tests.conftest import TEMPLATE, Api
 
 
 @pytest.fixture
 def client() -> Client:
-    return Client(Gateway(TEMPLATE, log=_Discard()))
+    return Api().client
 
 
 def test_openapi_json_is_the_document(client):

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from botocore.exceptions import ClientError
 from tally import aws, clock
 from tally.config import settings
 from tally.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
+from tally.warm_cache import MISSING, WarmCache
 
 SCOPES = ("read", "write", "admin")
 # Each scope includes the ones before it: admin ⊃ write ⊃ read.
@@ -155,31 +155,30 @@ def revoke_key(workspace: str, key_id: str, *, client: Any = None) -> dict[str, 
         if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
             raise NotFound(f"no API key '{key_id}' in this workspace") from err
         raise
-    _cache.pop(key_id, None)
+    _cache.pop(key_id)
     item = answer["Attributes"]
     return {"key_id": key_id, "revoked": True, "revoked_at": item["revoked_at"]["S"]}
 
 
-# key_id -> (monotonic expiry, key item or None). Warm containers skip the lookup; a revocation
-# reaches every container within TALLY_KEY_CACHE_SECONDS. Unknown ids are cached too, so a flood
-# of made-up keys costs one read per id, not one per request.
-_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+# Warm containers skip the lookup; a revocation reaches every container within
+# TALLY_KEY_CACHE_SECONDS. Unknown ids are cached too, so a flood of made-up keys costs one read
+# per id, not one per request.
+_cache = WarmCache()
 
 
 def _lookup(key_id: str, client: Any) -> dict[str, Any] | None:
-    hit = _cache.get(key_id)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]
-    item = (
-        (client or aws.dynamodb())
-        .get_item(
-            TableName=settings().api_keys_table, Key={"key_id": {"S": key_id}}, ConsistentRead=True
+    item = _cache.get(key_id)
+    if item is MISSING:
+        item = (
+            (client or aws.dynamodb())
+            .get_item(
+                TableName=settings().api_keys_table,
+                Key={"key_id": {"S": key_id}},
+                ConsistentRead=True,
+            )
+            .get("Item")
         )
-        .get("Item")
-    )
-    if len(_cache) > 10_000:
-        _cache.clear()
-    _cache[key_id] = (time.monotonic() + settings().key_cache_seconds, item)
+        _cache.put(key_id, item, settings().key_cache_seconds)
     return item
 
 

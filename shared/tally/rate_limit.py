@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from tally import aws, clock
 from tally.config import settings
+from tally.warm_cache import MISSING, WarmCache
 
 _TRIES = 3
 _TTL_MARGIN_S = 60
@@ -140,31 +140,28 @@ def _numbers(**values: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ per-workspace policies
 
-_policies: dict[str, tuple[float, Policy]] = {}
+_policies = WarmCache()
 
 
 def policy_for(workspace: str | None, *, client: Any = None) -> Policy:
     """The workspace's own limit if an operator set one, else the default (cached while warm)."""
     if workspace is None:
         return DEFAULT
-    hit = _policies.get(workspace)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]
-    item = (
-        (client or aws.dynamodb())
-        .get_item(
-            TableName=settings().workspaces_table,
-            Key={"workspace": {"S": workspace}},
-            ProjectionExpression="rl_quota, rl_window",
+    policy = _policies.get(workspace)
+    if policy is MISSING:
+        item = (
+            (client or aws.dynamodb())
+            .get_item(
+                TableName=settings().workspaces_table,
+                Key={"workspace": {"S": workspace}},
+                ProjectionExpression="rl_quota, rl_window",
+            )
+            .get("Item", {})
         )
-        .get("Item", {})
-    )
-    policy = DEFAULT
-    if "rl_quota" in item:
-        policy = Policy(int(item["rl_quota"]["N"]), int(item["rl_window"]["N"]), "workspace")
-    if len(_policies) > 10_000:
-        _policies.clear()
-    _policies[workspace] = (time.monotonic() + settings().key_cache_seconds, policy)
+        policy = DEFAULT
+        if "rl_quota" in item:
+            policy = Policy(int(item["rl_quota"]["N"]), int(item["rl_window"]["N"]), "workspace")
+        _policies.put(workspace, policy, settings().key_cache_seconds)
     return policy
 
 
@@ -185,5 +182,5 @@ def set_policy(workspace: str, quota: int, window: int, *, client: Any = None) -
         if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
             raise NotFound(f"no workspace '{workspace}'") from err
         raise
-    _policies.pop(workspace, None)
+    _policies.pop(workspace)
     return Policy(quota, window, "workspace")

@@ -1,0 +1,36 @@
+"""What a warm container may remember for a while: API keys and workspace rate-limit policies.
+Entries expire by their own deadline, so a change elsewhere reaches every container in time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+_MISSING = object()
+
+
+class WarmCache:
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._entries: dict[Any, tuple[float, Any]] = {}
+        self._max = max_entries
+
+    def get(self, key: Any, default: Any = _MISSING) -> Any:
+        """The value, or `default` (MISSING unless given) when absent or expired."""
+        hit = self._entries.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        return default
+
+    def put(self, key: Any, value: Any, seconds: float) -> None:
+        if len(self._entries) >= self._max:  # a flood of distinct keys cannot grow it unbounded
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + seconds, value)
+
+    def pop(self, key: Any) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+MISSING = _MISSING
