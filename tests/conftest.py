@@ -146,11 +146,12 @@ class DynamoDBFaults:
             )
             if fault is None:
                 return original(stubber, event_name, request, **kwargs)
-            if fault == "lost":
+            if fault.startswith("lost"):  # "lost" or "lost:<botocore exception>"
                 original(stubber, event_name, request, **kwargs)
-                from botocore.exceptions import ReadTimeoutError
+                import botocore.exceptions
 
-                raise ReadTimeoutError(endpoint_url=request.url)
+                name = fault.partition(":")[2] or "ReadTimeoutError"
+                raise getattr(botocore.exceptions, name)(endpoint_url=request.url, error="lost")
             _, code, status = fault.split(":")
             return _error_response(int(status), code)
 

@@ -314,3 +314,46 @@ def test_a_first_keyed_change_costs_two_extra_calls_and_a_repeat_one_in_all(api,
         ("UpdateItem", "IdempotencyTable"),  # store the answer
     ]
     assert repeat == [("UpdateItem", "RateLimitsTable"), ("PutItem", "IdempotencyTable")]
+
+
+def test_a_keyed_change_whose_answer_cannot_be_stored_still_answers_the_truth(
+    api, workspace, monkeypatch
+):
+    _, key = workspace
+    api("GET", "/v2/acme/c/up", key=key)
+    updates = [0]
+
+    def decide(operation: str) -> str | None:
+        if operation != "UpdateItem":
+            return None
+        updates[0] += 1  # 1: the rate limit, 2: the change, 3+: storing the answer
+        return "refuse:InternalServerError:500" if updates[0] >= 3 else None
+
+    DynamoDBFaults(monkeypatch, decide)
+    answer = _keyed(api, "GET", "/v2/acme/c/up", key, "k")
+    monkeypatch.undo()
+
+    assert (answer.status, answer.body["data"]["value"]) == (200, 2)
+    assert _value(api, key) == 2
+
+
+@pytest.mark.parametrize("lost", ["ReadTimeoutError", "SSLError", "ConnectionClosedError"])
+def test_an_applied_change_whose_answer_is_lost_any_way_is_confirmed_not_resent(
+    api, workspace, monkeypatch, lost
+):
+    _, key = workspace
+    api("GET", "/v2/acme/c/up", key=key)
+    updates = [0]
+
+    def decide(operation: str) -> str | None:
+        if operation == "UpdateItem":
+            updates[0] += 1
+            return f"lost:{lost}" if updates[0] == 2 else None  # the change, not the bucket
+        return None
+
+    DynamoDBFaults(monkeypatch, decide)
+    answer = api("GET", "/v2/acme/c/up", key=key)
+    monkeypatch.undo()
+
+    assert (answer.status, answer.body["data"]["value"]) == (200, 2)
+    assert _value(api, key) == 2

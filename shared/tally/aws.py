@@ -18,6 +18,8 @@ start (bench/cold_start.py).
 from __future__ import annotations
 
 import random
+import re
+import zlib
 from functools import lru_cache
 from typing import Any
 
@@ -41,7 +43,9 @@ REFUSED = {
 _NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
 _ANSWER_LOST = (ReadTimeoutError, ConnectionClosedError)
 # botocore's own retries off: `_retry` below is the policy.
-_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
+_CONFIG = Config(
+    retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=2
+)
 
 
 @lru_cache(maxsize=1)
@@ -52,8 +56,11 @@ def dynamodb() -> Any:
     return client
 
 
+_ADDITIVE = re.compile(r"\bADD\b|[+-]", re.IGNORECASE)  # ADD, or arithmetic in a SET
+
+
 def _flag_additive(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    if " ADD " in f" {params.get('UpdateExpression', '')} ":
+    if _ADDITIVE.search(params.get("UpdateExpression", "")):
         context["tally_additive"] = True
 
 
@@ -75,7 +82,10 @@ def _retry(
     else:
         http, parsed = response
         code = parsed.get("Error", {}).get("Code", "")
-        retry = code in REFUSED or (repeatable and http.status_code >= 500)
+        # DynamoDB signs each answer with a CRC32: a mismatch is an answer cut off in transit.
+        expected = http.headers.get("x-amz-crc32")
+        damaged = expected is not None and int(expected) != zlib.crc32(http.content) & 0xFFFFFFFF
+        retry = code in REFUSED or (repeatable and (http.status_code >= 500 or damaged))
         if code in REFUSED:
             from tally.telemetry import count
 

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 from tally import aws, clock
 from tally.config import settings
@@ -281,7 +286,7 @@ def set_value(
 
 # ------------------------------------------------------------------ sending a change
 
-_ANSWER_LOST = (ReadTimeoutError, ConnectionClosedError)
+_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)  # nothing reached DynamoDB
 
 
 def _stamp(update: Update, op: str) -> None:
@@ -297,12 +302,12 @@ def _applied(old: dict[str, Any] | None, op: str) -> bool:
 def _send(client: Any, workspace: str, name: str, update: Update, op: str) -> dict[str, Any]:
     """Send a change (not idempotent: an ADD) without ever applying it twice.
 
-    tally.aws retries it only when DynamoDB refused it (a throttle) or it never left. When its
-    answer is lost (a read timeout, a 5xx) it may or may not have been applied: a consistent read
-    tells. If the counter's last operation is this one, it was applied; if not, it is reported
-    (OutcomeUnknown, a 503) and not sent again, since that could count it twice."""
+    tally.aws retries it only when DynamoDB refused it (a throttle) or it never left. Any other
+    failure (a read timeout, a dropped or cut-off answer, a 5xx) may have been applied: a
+    consistent read tells. If the counter's last operation is this one, it was applied; if not,
+    it is reported (OutcomeUnknown, a 503) and not sent again, since that could count it twice."""
     try:
-        return client.update_item(
+        answer = client.update_item(
             TableName=settings().counters_table,
             Key=key(workspace, name),
             ReturnValues="ALL_NEW",
@@ -311,29 +316,23 @@ def _send(client: Any, workspace: str, name: str, update: Update, op: str) -> di
         )
     except ClientError as err:
         if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
-            return _resolve(workspace, name, op, err)
+            return _resolve(client, workspace, name, op, err)
         raise
-    except _ANSWER_LOST as err:
-        return _resolve(workspace, name, op, err)
+    except _NOT_SENT:
+        raise
+    except BotoCoreError as err:
+        return _resolve(client, workspace, name, op, err)
+    if "Attributes" not in answer:  # a cut-off answer (see tally.aws: checksums)
+        return _resolve(client, workspace, name, op, ValueError("answer without Attributes"))
+    return answer
 
 
-def _resolve(workspace: str, name: str, op: str, err: Exception) -> dict[str, Any]:
-    item = None
-    for _ in range(3):  # a read, safe to repeat (and each is retried by tally.aws too)
-        try:
-            item = (
-                aws.dynamodb()
-                .get_item(
-                    TableName=settings().counters_table,
-                    Key=key(workspace, name),
-                    ConsistentRead=True,
-                )
-                .get("Item")
-            )
-            break
-        except (ClientError, BotoCoreError):
-            continue
-    else:
+def _resolve(client: Any, workspace: str, name: str, op: str, err: Exception) -> dict[str, Any]:
+    try:  # one consistent read (tally.aws retries it), within the function's time
+        item = client.get_item(
+            TableName=settings().counters_table, Key=key(workspace, name), ConsistentRead=True
+        ).get("Item")
+    except (ClientError, BotoCoreError):
         raise OutcomeUnknown() from err
     if _applied(item, op):
         return {"Attributes": item}

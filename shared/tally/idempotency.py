@@ -25,6 +25,7 @@ from tally.errors import (
     Unavailable,
     Unprocessable,
 )
+from tally.telemetry import logger
 
 HEADER = "idempotency-key"
 _VALID = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
@@ -125,7 +126,7 @@ def once(
         except TallyError as err:
             if err.status >= 500 and not isinstance(err, OutcomeUnknown):
                 raise  # nothing was applied: not stored, so the caller may retry
-            return {
+            outcome = {
                 "error": True,
                 "status": err.status,
                 "message": err.message,
@@ -133,7 +134,10 @@ def once(
                 "fields": err.fields,
                 "headers": err.headers,
             }
-        return {"status": status, "body": body}
+        else:
+            outcome = {"status": status, "body": body}
+        ran.append(outcome)
+        return outcome
 
     data = {"scope": scope, "key": key, "request": fingerprint}
     try:
@@ -148,7 +152,11 @@ def once(
         refusal.headers["Retry-After"] = "1"
         raise refusal from err
     except IdempotencyPersistenceLayerError as err:
-        raise Unavailable() from err
+        if len(ran) < 2:
+            raise Unavailable() from err  # before the call ran: nothing happened
+        # The call ran but its answer could not be stored: give the caller the true answer.
+        logger.warning("could not store an idempotent answer", extra={"error": repr(err)})
+        answer = ran[1]
     if answer.get("error"):
         stored = TallyError(answer["message"], fields=answer["fields"])
         stored.status, stored.kind = answer["status"], answer["kind"]

@@ -30,9 +30,18 @@ def traced(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     invocations (by default 1 a second, then 5%) record anything; Lambda says which they are in
     _X_AMZN_TRACE_ID. So the Tracer is created on the first sampled invocation, never before."""
 
+    invoked = []
+
     @functools.wraps(handler)
     def run(event: Any, context: Any) -> Any:
+        warm = bool(invoked)
+        if not warm:
+            invoked.append(True)
         if "Sampled=1" in os.environ.get("_X_AMZN_TRACE_ID", ""):
+            if warm:  # Powertools would annotate its first traced call as the cold start
+                from aws_lambda_powertools.tracing import tracer as powertools_tracer
+
+                powertools_tracer.is_cold_start = False
             # capture_response off: an answer may hold a new API key's secret
             return _tracer().capture_lambda_handler(handler, capture_response=False)(event, context)
         return handler(event, context)
