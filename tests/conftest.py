@@ -165,3 +165,28 @@ def _error_response(status: int, code: str):
 
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code})
     return AWSResponse("https://dynamodb", status, {}, MockRawResponse(body.encode()))
+
+
+def make_public(ddb, workspace: str, name: str) -> None:
+    """Make a counter public directly in the table (for tests below the settings endpoint)."""
+    ddb.update_item(
+        TableName="CountersTable",
+        Key={"workspace": {"S": workspace}, "counter": {"S": name}},
+        UpdateExpression="SET vis = :p",
+        ExpressionAttributeValues={":p": {"S": "public"}},
+    )
+
+
+def rate_limit_table_down(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """Every write to the rate-limit table fails with `code`; other tables answer normally."""
+    from botocore.exceptions import ClientError
+
+    client = aws.dynamodb()
+    update_item = client.update_item
+
+    def failing(**params):
+        if params["TableName"] == "RateLimitsTable":
+            raise ClientError({"Error": {"Code": code, "Message": "down"}}, "UpdateItem")
+        return update_item(**params)
+
+    monkeypatch.setattr(client, "update_item", failing)

@@ -7,17 +7,6 @@ import pytest
 from tally import aws
 from tests.conftest import ADMIN_TOKEN, DynamoDBFaults
 
-
-def _public(ddb, workspace: str, name: str) -> None:
-    # Counter settings (visibility) get their endpoint with the Backstack API; set it directly.
-    ddb.update_item(
-        TableName="CountersTable",
-        Key={"workspace": {"S": workspace}, "counter": {"S": name}},
-        UpdateExpression="SET vis = :p",
-        ExpressionAttributeValues={":p": {"S": "public"}},
-    )
-
-
 # ------------------------------------------------------------------ the README session
 
 

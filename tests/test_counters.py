@@ -9,6 +9,7 @@ import pytest
 from tally import counters
 from tally.errors import Conflict, Unauthorized
 from tally.names import INT64_MAX, INT64_MIN
+from tests.conftest import make_public
 
 MON = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)  # a Monday in Q4, 09:30 UTC
 
@@ -101,7 +102,7 @@ def test_a_private_counter_refuses_a_change_that_requires_public(ddb):
 
 def test_a_public_counter_accepts_a_change_that_requires_public(ddb):
     counters.change("acme", "hits", +1, now=MON)
-    _make_public(ddb, "acme", "hits")
+    make_public(ddb, "acme", "hits")
 
     counter = counters.change("acme", "hits", +1, refuse_private=Unauthorized(), now=MON)
 
@@ -168,13 +169,3 @@ def _count_calls(client):
 
     client.meta.events.register("before-call.dynamodb.*", lambda model, **_: log.append(model.name))
     return Calls()
-
-
-def _make_public(ddb, workspace: str, name: str) -> None:
-    # The settings endpoint (PUT /account/counters/{name}/settings) comes with the Backstack API.
-    ddb.update_item(
-        TableName="CountersTable",
-        Key={"workspace": {"S": workspace}, "counter": {"S": name}},
-        UpdateExpression="SET vis = :p",
-        ExpressionAttributeValues={":p": {"S": "public"}},
-    )

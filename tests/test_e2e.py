@@ -133,25 +133,24 @@ def test_32_concurrent_callers_mixing_up_and_down_are_counted_exactly(server, ac
     assert stats["today"] == {"up": ups, "down": downs}
 
 
-def test_tally_invoke_runs_a_function_against_the_running_serve(server):
-    before = server.call("/v2/demo/visits", key=DEMO_KEY)[1]["data"]["value"]
-
-    done = subprocess.run(
-        [
-            TALLY,
-            "invoke",
-            "V2UpFunction",
-            "-e",
-            "events/v2_up.json",
-            "--dynamodb-port",
-            str(server.ddb_port),
-        ],
+def invoke(server: Server, args: list[str]) -> subprocess.CompletedProcess:
+    """`tally invoke ARGS` as a user runs it beside the server."""
+    return subprocess.run(
+        [TALLY, "invoke", *args],
         cwd=ROOT,
         env=server.env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+    )
+
+
+def test_tally_invoke_runs_a_function_against_the_running_serve(server):
+    before = server.call("/v2/demo/visits", key=DEMO_KEY)[1]["data"]["value"]
+
+    done = invoke(
+        server, ["V2UpFunction", "-e", "events/v2_up.json", "--dynamodb-port", str(server.ddb_port)]
     )
 
     assert done.returncode == 0, done.stderr
@@ -162,37 +161,15 @@ def test_tally_invoke_runs_a_function_against_the_running_serve(server):
 
 
 def test_tally_invoke_without_an_endpoint_says_what_to_do(server):
-    done = subprocess.run(
-        [
-            TALLY,
-            "invoke",
-            "V2UpFunction",
-            "-e",
-            "events/v2_up.json",
-            "--dynamodb-port",
-            str(_free_port()),
-        ],
-        cwd=ROOT,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = invoke(
+        server, ["V2UpFunction", "-e", "events/v2_up.json", "--dynamodb-port", str(_free_port())]
     )
     assert done.returncode == 1
     assert "tally serve" in done.stderr
 
 
 def test_tally_invoke_names_the_functions_when_given_an_unknown_one(server):
-    done = subprocess.run(
-        [TALLY, "invoke", "NoSuchFunction"],
-        cwd=ROOT,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = invoke(server, ["NoSuchFunction"])
     assert done.returncode == 2
     assert "V2UpFunction" in done.stderr
 

@@ -6,11 +6,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from botocore.exceptions import ClientError
 
 from tally import aws, clock, rate_limit
 from tally.rate_limit import Policy
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, rate_limit_table_down
 
 
 class MovableClock:
@@ -218,18 +217,7 @@ def test_when_the_bucket_table_fails_requests_are_served_and_a_log_line_says_so(
     api, workspace, monkeypatch, caplog
 ):
     _, key = workspace
-    client = aws.dynamodb()
-    update_item = client.update_item
-
-    def bucket_table_down(**params):
-        if params["TableName"] == "RateLimitsTable":
-            raise ClientError(
-                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "x"}},
-                "UpdateItem",
-            )
-        return update_item(**params)
-
-    monkeypatch.setattr(client, "update_item", bucket_table_down)
+    rate_limit_table_down(monkeypatch, "ProvisionedThroughputExceededException")
     with caplog.at_level(logging.WARNING):
         answer = api("GET", "/v2/acme/c/up", key=key)
 

@@ -7,10 +7,8 @@ import io
 import json
 
 import pytest
-from botocore.exceptions import ClientError
 
-from tally import aws
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, rate_limit_table_down
 
 
 def _emitted(capsys) -> set[str]:
@@ -70,17 +68,7 @@ def test_a_session_with_keys_leaves_no_secret_in_the_logs(
 
 def test_log_lines_carry_the_request_id_and_the_workspace(api, workspace, log_stream, monkeypatch):
     _, key = workspace
-    client = aws.dynamodb()
-    update_item = client.update_item
-
-    def bucket_down(**params):
-        if params["TableName"] == "RateLimitsTable":
-            raise ClientError(
-                {"Error": {"Code": "InternalServerError", "Message": "x"}}, "UpdateItem"
-            )
-        return update_item(**params)
-
-    monkeypatch.setattr(client, "update_item", bucket_down)
+    rate_limit_table_down(monkeypatch, "InternalServerError")
     api("GET", "/v2/acme/c/up", key=key)
 
     (line,) = [line for line in _log_lines(log_stream) if "failing open" in line["message"]]

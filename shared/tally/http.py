@@ -18,20 +18,16 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tally import aws
 from tally.errors import BadRequest, Internal, RateLimited, TallyError, Unavailable
 from tally.telemetry import count, logger, metrics, traced
 
 MAX_BODY_BYTES = 16 * 1024
-# DynamoDB answers that outlasted botocore's retries: the caller may retry later (503).
-_TRANSIENT = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
+# DynamoDB answers that outlasted tally.aws's retries: the caller may retry later (503).
+_TRANSIENT = aws.REFUSED | {
     "InternalServerError",
     "ServiceUnavailable",
     "TransactionInProgressException",
-    "TransactionConflictException",
-    "LimitExceededException",
 }
 _THROTTLES = {
     "ProvisionedThroughputExceededException",

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from tally import aws, clock
 from tally.config import settings
 from tally.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
-from tally.warm_cache import MISSING, WarmCache
+from tally.warm_cache import WarmCache
 
 SCOPES = ("read", "write", "admin")
 # Each scope includes the ones before it: admin ⊃ write ⊃ read.
@@ -167,9 +167,8 @@ _cache = WarmCache()
 
 
 def _lookup(key_id: str, client: Any) -> dict[str, Any] | None:
-    item = _cache.get(key_id)
-    if item is MISSING:
-        item = (
+    def load() -> dict[str, Any] | None:
+        return (
             (client or aws.dynamodb())
             .get_item(
                 TableName=settings().api_keys_table,
@@ -178,8 +177,8 @@ def _lookup(key_id: str, client: Any) -> dict[str, Any] | None:
             )
             .get("Item")
         )
-        _cache.put(key_id, item, settings().key_cache_seconds)
-    return item
+
+    return _cache.get_or_load(key_id, load, settings().key_cache_seconds)
 
 
 def authenticate(secret: str, *, client: Any = None) -> Caller:

@@ -19,7 +19,7 @@ from typing import Any
 
 from tally import aws, clock
 from tally.config import settings
-from tally.warm_cache import MISSING, WarmCache
+from tally.warm_cache import WarmCache
 
 _TRIES = 3
 _TTL_MARGIN_S = 60
@@ -147,8 +147,8 @@ def policy_for(workspace: str | None, *, client: Any = None) -> Policy:
     """The workspace's own limit if an operator set one, else the default (cached while warm)."""
     if workspace is None:
         return DEFAULT
-    policy = _policies.get(workspace)
-    if policy is MISSING:
+
+    def load() -> Policy:
         item = (
             (client or aws.dynamodb())
             .get_item(
@@ -158,11 +158,11 @@ def policy_for(workspace: str | None, *, client: Any = None) -> Policy:
             )
             .get("Item", {})
         )
-        policy = DEFAULT
-        if "rl_quota" in item:
-            policy = Policy(int(item["rl_quota"]["N"]), int(item["rl_window"]["N"]), "workspace")
-        _policies.put(workspace, policy, settings().key_cache_seconds)
-    return policy
+        if "rl_quota" not in item:
+            return DEFAULT
+        return Policy(int(item["rl_quota"]["N"]), int(item["rl_window"]["N"]), "workspace")
+
+    return _policies.get_or_load(workspace, load, settings().key_cache_seconds)
 
 
 def set_policy(workspace: str, quota: int, window: int, *, client: Any = None) -> Policy:

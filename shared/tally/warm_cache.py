@@ -21,6 +21,14 @@ class WarmCache:
             return hit[1]
         return default
 
+    def get_or_load(self, key: Any, load: Any, seconds: float) -> Any:
+        """The cached value, or `load()`'s, kept for `seconds` (None and empty results too)."""
+        value = self.get(key)
+        if value is _MISSING:
+            value = load()
+            self.put(key, value, seconds)
+        return value
+
     def put(self, key: Any, value: Any, seconds: float) -> None:
         if len(self._entries) >= self._max:  # a flood of distinct keys cannot grow it unbounded
             self._entries.clear()
