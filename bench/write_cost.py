@@ -41,16 +41,18 @@ def main() -> None:
         counter_settings.put(
             workspace,
             name,
-            requests.SettingsChange(
-                visibility="public",
-                description="d" * requests.MAX_DESCRIPTION,
-                lower_bound=-(2**62),
-                upper_bound=2**62,
-                billing=requests.Billing(
-                    threshold=1000,
-                    amount=500,
-                    description="b" * requests.MAX_DESCRIPTION,
-                ),
+            requests.SETTINGS_CHANGE.validate_python(
+                {
+                    "visibility": "public",
+                    "description": "d" * requests.MAX_DESCRIPTION,
+                    "lower_bound": -(2**62),
+                    "upper_bound": 2**62,
+                    "billing": {
+                        "threshold": 1000,
+                        "amount": 500,
+                        "description": "b" * requests.MAX_DESCRIPTION,
+                    },
+                }
             ),
         )
         start = datetime(2026, 1, 1, tzinfo=UTC)

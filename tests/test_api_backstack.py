@@ -371,6 +371,19 @@ def test_a_bad_invoice_item_is_400_and_creates_nothing(api, workspace, body):
     assert api("GET", "/account/invoice-items", key=key).body["total"] == 0
 
 
+def test_a_400_names_every_bad_field_at_once_nested_ones_by_their_path(api, workspace):
+    _, key = workspace
+    item = {"amount": 0, "description": "", "invoice_id": "inv_1"}
+    answer = api("POST", "/account/invoice-items", key=key, body=item)
+    assert set(answer.body["error"]["fields"]) == {"amount", "description", "invoice_id"}
+
+    change = {"billing": {"threshold": 10, "amount": "5"}, "visibility": "secret"}
+    answer = _settings(api, key, "c", change)
+    fields = answer.body["error"]["fields"]
+    assert set(fields) == {"billing.amount", "billing.description", "visibility"}
+    assert fields["billing.description"] == "Field required"
+
+
 def test_a_negative_amount_offsets_and_items_list_newest_first_with_pages(api, workspace, demo):
     _, key = workspace
     made = [

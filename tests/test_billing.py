@@ -7,16 +7,14 @@ import contextlib
 import pytest
 
 from tally import billing, counter_settings, counters, invoices
-from tally.requests import Billing, SettingsChange
+from tally.requests import SETTINGS_CHANGE
 
 T, AMOUNT = 1000, 500
 
 
 def _billed(name: str = "api_calls", threshold: int = T, amount: int = AMOUNT, **bounds) -> None:
-    change = SettingsChange(
-        billing=Billing(threshold=threshold, amount=amount, description="API calls over 1000"),
-        **bounds,
-    )
+    billing_ = {"threshold": threshold, "amount": amount, "description": "API calls over 1000"}
+    change = SETTINGS_CHANGE.validate_python({"billing": billing_, **bounds})
     counter_settings.put("acme", name, change)
 
 
@@ -118,7 +116,7 @@ def test_removing_billing_or_raising_the_threshold_bills_nothing(ddb):
     _billed("b")
     counters.change("acme", "a", 1000)
     counters.change("acme", "b", 1000)
-    counter_settings.put("acme", "a", SettingsChange(billing=None))
+    counter_settings.put("acme", "a", SETTINGS_CHANGE.validate_python({"billing": None}))
     _billed("b", threshold=5000)
 
     report = billing.run()

@@ -10,5 +10,5 @@ from tally.validation import parse
 def handler(request: Request):
     caller = access.account(request, "admin")
     name = names.counter(request.path_params.get("name"))
-    change = parse(requests.SettingsChange, request.json_body())
+    change = parse(requests.SETTINGS_CHANGE, request.json_body())
     return 200, {"id": name, **counter_settings.put(caller.workspace, name, change)}

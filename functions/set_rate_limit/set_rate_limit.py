@@ -10,6 +10,6 @@ from tally.validation import parse
 def handler(request: Request):
     keys.check_admin_token(request.bearer)
     workspace = names.workspace(request.path_params.get("workspace"))
-    change = parse(requests.RateLimitChange, request.json_body())
-    policy = rate_limit.set_policy(workspace, change.quota, change.window)
+    change = parse(requests.RATE_LIMIT_CHANGE, request.json_body())
+    policy = rate_limit.set_policy(workspace, change["quota"], change["window"])
     return 200, {"workspace": workspace, "quota": policy.quota, "window": policy.window}

@@ -1,7 +1,8 @@
 """Configuration at the edge: the environment, read once, lazily, into a validated model.
 
 A frozen dataclass rather than a pydantic model: importing pydantic costs ~100 ms of every cold
-start (bench/cold_start.py) and these are a few strings; request bodies still use pydantic.
+start (bench/cold_start.py) and these are a few strings. Request bodies are checked by pydantic's
+core instead (tally.requests).
 """
 
 from __future__ import annotations

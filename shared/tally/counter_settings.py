@@ -37,30 +37,32 @@ def read(counter: counters.Counter | None) -> dict[str, Any]:
     }
 
 
-def put(workspace: str, name: str, change: Any, *, client: Any = None) -> dict:
-    """Apply a settings change (tally.requests.SettingsChange) in one conditional UpdateItem: refused (409, nothing changed) if
-    the counter's current value is outside the new bounds."""
-    given = change.model_fields_set
+def put(workspace: str, name: str, change: dict[str, Any], *, client: Any = None) -> dict:
+    """Apply a settings change (a body validated by tally.requests.SETTINGS_CHANGE: the fields
+    given, `None` to clear) in one conditional UpdateItem: refused (409, nothing changed) if the
+    counter's current value is outside the new bounds."""
+    given = change.keys()
     update = counters.Update()
     removes: list[str] = []
     if "visibility" in given:
-        update.set("#vis = :vis", vis=change.visibility or "private")
+        update.set("#vis = :vis", vis=change["visibility"] or "private")
     if "description" in given:
-        update.set("#desc = :desc", desc=change.description or "")
+        update.set("#desc = :desc", desc=change["description"] or "")
     if "billing" in given:
-        if change.billing is None:
+        billing = change["billing"]
+        if billing is None:
             removes += ["#bt", "#ba", "#bd", "#due"]
         else:
             update.set(
                 "#bt = :bt, #ba = :ba, #bd = :bd",
-                bt=change.billing.threshold,
-                ba=change.billing.amount,
-                bd=change.billing.description,
+                bt=billing["threshold"],
+                ba=billing["amount"],
+                bd=billing["description"],
             )
     # Each new bound comes with the room the change path checks (ru = hi - v, rd = v - lo),
     # computed by DynamoDB from the value it holds at that moment.
     if "upper_bound" in given:
-        hi = change.upper_bound
+        hi = change["upper_bound"]
         if hi is None:
             removes.append("#hi")
             update.set("#ru = :max - if_not_exists(#v, :zero)", max=INT64_MAX, zero=0)
@@ -70,7 +72,7 @@ def put(workspace: str, name: str, change: Any, *, client: Any = None) -> dict:
             if "lower_bound" not in given:  # never below the lower bound already stored
                 update.require("(attribute_not_exists(#lo) OR #lo <= :hi)")
     if "lower_bound" in given:
-        lo = change.lower_bound
+        lo = change["lower_bound"]
         if lo is None:
             removes.append("#lo")
             update.set("#rd = if_not_exists(#v, :zero) - :min", min=INT64_MIN, zero=0)

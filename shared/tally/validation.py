@@ -1,4 +1,4 @@
-"""Request bodies parsed by pydantic; a validation failure is a 400 naming each bad field."""
+"""Request bodies checked against tally.requests; a failure is a 400 naming each bad field."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Any
 from tally.errors import BadRequest
 
 
-def parse(model: Any, data: dict[str, Any]) -> Any:
-    """`model` (a tally.requests model) validated from `data`, or a 400 naming each bad field."""
-    from pydantic import ValidationError  # imported with the models: only body-parsing handlers
+def parse(schema: Any, data: Any) -> dict[str, Any]:
+    """`data` validated by `schema` (a tally.requests validator), or a 400 naming each bad field."""
+    from pydantic_core import ValidationError  # imported with the schemas: body parsers only
 
     try:
-        return model.model_validate(data)
+        return schema.validate_python(data)
     except ValidationError as err:
         fields = {
             ".".join(str(part) for part in error["loc"]) or "body": error["msg"]
@@ -22,7 +22,7 @@ def parse(model: Any, data: dict[str, Any]) -> Any:
 
 
 def known_fields(data: dict[str, Any], *names: str) -> dict[str, Any]:
-    """Refuse fields the call does not take, naming each, as the models' extra="forbid" does."""
+    """Refuse fields the call does not take, naming each, as the schemas' extra="forbid" does."""
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise BadRequest(
