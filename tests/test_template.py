@@ -4,6 +4,7 @@ the code, the events and the layer agree with it."""
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from collections import Counter as Multiset
 
@@ -46,6 +47,27 @@ def test_the_layer_pins_what_pyproject_pins():
     lines = (ROOT / "shared" / "requirements.txt").read_text().splitlines()
     pinned = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
     assert pinned == set(project["dependencies"])
+
+
+def test_the_layer_is_built_for_the_functions_runtime_and_architecture():
+    functions = TEMPLATE.doc["Globals"]["Function"]
+    layer = TEMPLATE.doc["Resources"]["SharedLayer"]
+    runtime, (arch,) = functions["Runtime"], functions["Architectures"]
+    assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    assert layer["Properties"]["CompatibleArchitectures"] == [arch]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": arch}
+    # What `sam build` would run (a dry run: nothing is built).
+    planned = subprocess.run(
+        ["make", "-n", "-C", str(ROOT / "shared"), "build-SharedLayer", "ARTIFACTS_DIR=/x"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    version = runtime.removeprefix("python")
+    assert f"{runtime} -m compileall" in planned and f"--python-version {version}" in planned
+    machine = {"arm64": "aarch64", "x86_64": "x86_64"}[arch]
+    platforms = re.findall(r"--platform (\S+)", planned)
+    assert platforms and all(p.endswith(f"_{machine}") for p in platforms)
 
 
 # ------------------------------------------------------------------ each function, its event

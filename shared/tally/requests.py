@@ -31,8 +31,10 @@ def _non_zero(amount: int) -> int:
     return amount
 
 
-def _integer(ge: int, le: int, *, non_zero: bool = False) -> cs.CoreSchema:
-    schema = cs.int_schema(strict=True, ge=ge, le=le)  # strict: no "5", no 5.0, no true
+def _integer(
+    *, le: int, ge: int | None = None, gt: int | None = None, non_zero: bool = False
+) -> cs.CoreSchema:
+    schema = cs.int_schema(strict=True, ge=ge, gt=gt, le=le)  # strict: no "5", no 5.0, no true
     return cs.no_info_after_validator_function(_non_zero, schema) if non_zero else schema
 
 
@@ -65,8 +67,8 @@ def _ordered_bounds(change: dict[str, Any]) -> dict[str, Any]:
 
 BILLING = _body(
     {
-        "threshold": _integer(1, INT64_MAX),
-        "amount": _integer(-(10**12), 10**12, non_zero=True),
+        "threshold": _integer(gt=0, le=INT64_MAX),
+        "amount": _integer(ge=-(10**12), le=10**12, non_zero=True),
         "description": _text(min_length=1, max_length=MAX_DESCRIPTION),
     }
 )
@@ -80,8 +82,8 @@ SETTINGS_CHANGE = SchemaValidator(
             {
                 "visibility": cs.literal_schema(["private", "public"]),
                 "description": _text(max_length=MAX_DESCRIPTION),
-                "lower_bound": _integer(INT64_MIN, INT64_MAX),
-                "upper_bound": _integer(INT64_MIN, INT64_MAX),
+                "lower_bound": _integer(ge=INT64_MIN, le=INT64_MAX),
+                "upper_bound": _integer(ge=INT64_MIN, le=INT64_MAX),
                 "billing": BILLING,
             },
             optional=("visibility", "description", "lower_bound", "upper_bound", "billing"),
@@ -93,7 +95,7 @@ SETTINGS_CHANGE = SchemaValidator(
 NEW_INVOICE_ITEM = SchemaValidator(
     _body(
         {
-            "amount": _integer(-MAX_AMOUNT, MAX_AMOUNT, non_zero=True),
+            "amount": _integer(ge=-MAX_AMOUNT, le=MAX_AMOUNT, non_zero=True),
             "description": _text(min_length=1, max_length=500),
         }
     )
@@ -101,5 +103,5 @@ NEW_INVOICE_ITEM = SchemaValidator(
 
 # PUT /admin/workspaces/{workspace}/rate-limit
 RATE_LIMIT_CHANGE = SchemaValidator(
-    _body({"quota": _integer(1, 1_000_000), "window": _integer(1, 86_400)})
+    _body({"quota": _integer(ge=1, le=1_000_000), "window": _integer(ge=1, le=86_400)})
 )
