@@ -146,6 +146,22 @@ def test_a_revoked_key_is_refused(api, workspace):
     assert api("DELETE", f"/account/api-keys/{made['key_id']}", key=admin).status == 200
 
 
+def test_a_key_cannot_revoke_itself_so_a_workspace_always_keeps_an_admin_key(api, workspace):
+    _, admin = workspace
+    own_id = admin.split("_")[1]
+
+    refused = api("DELETE", f"/account/api-keys/{own_id}", key=admin)
+
+    assert refused.status == 409 and refused.body["error"]["fields"] == {
+        "key_id": "the caller's own key"
+    }
+    assert api("GET", "/v2/acme/c/up", key=admin).status == 200
+    # Rotation: a new admin key revokes the old one.
+    new = api("POST", "/account/api-keys", key=admin, body={"scopes": ["admin"]}).body
+    assert api("DELETE", f"/account/api-keys/{own_id}", key=new["api_key"]).status == 200
+    assert api("GET", "/v2/acme/c/up", key=admin).status == 401
+
+
 def test_a_key_of_another_workspace_cannot_be_revoked(api, workspace, demo):
     _, admin = workspace
     answer = api("DELETE", "/account/api-keys/demo", key=admin)
