@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tally import aws
@@ -160,6 +162,38 @@ def test_a_key_cannot_revoke_itself_so_a_workspace_always_keeps_an_admin_key(api
     new = api("POST", "/account/api-keys", key=admin, body={"scopes": ["admin"]}).body
     assert api("DELETE", f"/account/api-keys/{own_id}", key=new["api_key"]).status == 200
     assert api("GET", "/v2/acme/c/up", key=admin).status == 401
+
+
+def test_two_admin_keys_revoking_each_other_cannot_both_win(api, workspace):
+    # The second revocation comes from a container whose key cache still trusts the first
+    # revoked key: the transaction checks the caller's key itself, so it is refused.
+    from tally import keys
+    from tally.errors import Unauthorized
+
+    _, admin = workspace
+    first_id = admin.split("_")[1]
+    second = api("POST", "/account/api-keys", key=admin, body={"scopes": ["admin"]}).body
+    keys.revoke_key("acme", first_id, by=second["key_id"])
+
+    with pytest.raises(Unauthorized):
+        keys.revoke_key("acme", second["key_id"], by=first_id)
+
+    assert api("GET", "/v2/acme/c/up", key=second["api_key"]).status == 200
+    assert api("GET", "/v2/acme/c/up", key=admin).status == 401
+
+
+def test_repeating_a_revocation_answers_the_first_time(api, workspace, monkeypatch):
+    from tally import clock
+
+    _, admin = workspace
+    made = api("POST", "/account/api-keys", key=admin, body={"scopes": ["read"]}).body
+    first = api("DELETE", f"/account/api-keys/{made['key_id']}", key=admin).body
+    later = clock.now() + timedelta(hours=1)
+    monkeypatch.setattr(clock, "now", lambda: later)
+
+    again = api("DELETE", f"/account/api-keys/{made['key_id']}", key=admin).body
+
+    assert again == first and first["revoked_at"] < later.isoformat()
 
 
 def test_a_key_of_another_workspace_cannot_be_revoked(api, workspace, demo):

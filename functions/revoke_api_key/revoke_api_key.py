@@ -4,7 +4,7 @@ A key cannot revoke itself. Only admin keys revoke, so the workspace always keep
 that, revoking the last admin key would lock the workspace out for good."""
 
 from tally import access, keys
-from tally.errors import Conflict, NotFound
+from tally.errors import NotFound
 from tally.http import Request, api_handler
 
 
@@ -14,9 +14,4 @@ def handler(request: Request):
     key_id = request.path_params.get("key_id", "")
     if not key_id.isalnum() or len(key_id) > 64:
         raise NotFound(f"no API key '{key_id}' in this workspace")
-    if key_id == caller.key_id:
-        raise Conflict(
-            "an API key cannot revoke itself: revoke it with another admin key of the workspace",
-            fields={"key_id": "the caller's own key"},
-        )
-    return 200, keys.revoke_key(caller.workspace, key_id)
+    return 200, keys.revoke_key(caller.workspace, key_id, by=caller.key_id)

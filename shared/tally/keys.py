@@ -139,25 +139,63 @@ def create_key(
     return issued
 
 
-def revoke_key(workspace: str, key_id: str, *, client: Any = None) -> dict[str, Any]:
-    """Revoke a key of `workspace` (a key of another workspace is 404). Repeating is harmless."""
+def revoke_key(workspace: str, key_id: str, *, by: str, client: Any = None) -> dict[str, Any]:
+    """Revoke a key of `workspace` (a key of another workspace is 404) with the key `by`, in one
+    transaction that also requires `by` unrevoked. Two admin keys revoking each other at once
+    (even from containers whose key cache is stale) cannot both win, so a workspace always keeps
+    an admin key. Repeating is harmless."""
+    if key_id == by:
+        raise Conflict(
+            "an API key cannot revoke itself: revoke it with another admin key of the workspace",
+            fields={"key_id": "the caller's own key"},
+        )
     client = client or aws.dynamodb()
+    table, now = settings().api_keys_table, _iso_now()
     try:
-        answer = client.update_item(
-            TableName=settings().api_keys_table,
-            Key={"key_id": {"S": key_id}},
-            UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
-            ConditionExpression="workspace = :ws",
-            ExpressionAttributeValues={":now": {"S": _iso_now()}, ":ws": {"S": workspace}},
-            ReturnValues="ALL_NEW",
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"key_id": {"S": key_id}},
+                        "UpdateExpression": "SET revoked_at = if_not_exists(revoked_at, :now)",
+                        "ConditionExpression": "workspace = :ws",
+                        "ExpressionAttributeValues": {":now": {"S": now}, ":ws": {"S": workspace}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"key_id": {"S": by}},
+                        "ConditionExpression": "attribute_not_exists(revoked_at)",
+                    }
+                },
+            ]
         )
     except ClientError as err:
-        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        reasons = [r.get("Code") for r in err.response.get("CancellationReasons") or []]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
             raise NotFound(f"no API key '{key_id}' in this workspace") from err
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            _cache.pop(by)
+            raise Unauthorized() from err
+        if "TransactionConflict" in reasons:  # another write to one of the keys: retry later
+            raise Unavailable() from err
         raise
     _cache.pop(key_id)
-    item = answer["Attributes"]
-    return {"key_id": key_id, "revoked": True, "revoked_at": item["revoked_at"]["S"]}
+    revoked_at = _revoked_at(key_id, client) or now
+    return {"key_id": key_id, "revoked": True, "revoked_at": revoked_at}
+
+
+def _revoked_at(key_id: str, client: Any) -> str | None:
+    """When the key was first revoked (a repeat answers that time, not its own)."""
+    item = client.get_item(
+        TableName=settings().api_keys_table,
+        Key={"key_id": {"S": key_id}},
+        ConsistentRead=True,
+        ProjectionExpression="revoked_at",
+    ).get("Item", {})
+    return item.get("revoked_at", {}).get("S")
 
 
 # Warm containers skip the lookup; a revocation reaches every container within
