@@ -35,70 +35,76 @@ def main() -> None:
             for _ in range(3)
         ]
 
-        def revoke():  # each revocation needs a key of its own
-            return call("DELETE", f"/account/api-keys/{revocable.pop()}", key)
+        def revoked_key_path() -> str:  # each revocation needs a key of its own
+            return f"/account/api-keys/{revocable.pop()}"
 
+        def new_workspace() -> dict:
+            return {"workspace": f"w{next(counter)}"}
+
+        # (route, method, path, body, bearer); a callable path or body is made anew each call.
         routes = [
-            ("GET /v2/{workspace}/{name}/up", lambda: call("GET", "/v2/acme/c/up", key)),
-            ("GET /v2/{workspace}/{name}", lambda: call("GET", "/v2/acme/c", key)),
-            ("GET /v2/{workspace}/{name}/down", lambda: call("GET", "/v2/acme/c/down", key)),
-            ("GET /v2/{workspace}/{name}/reset", lambda: call("GET", "/v2/acme/c/reset", key)),
-            ("GET /v2/{workspace}/{name}/set", lambda: call("GET", "/v2/acme/c/set?value=5", key)),
-            ("GET /v2/{workspace}/{name}/stats", lambda: call("GET", "/v2/acme/c/stats", key)),
-            (
-                "POST /account/counters/{name}/{value}",
-                lambda: call("POST", "/account/counters/c/1", key),
-            ),
+            ("GET /v2/{workspace}/{name}/up", "GET", "/v2/acme/c/up", None, key),
+            ("GET /v2/{workspace}/{name}", "GET", "/v2/acme/c", None, key),
+            ("GET /v2/{workspace}/{name}/down", "GET", "/v2/acme/c/down", None, key),
+            ("GET /v2/{workspace}/{name}/reset", "GET", "/v2/acme/c/reset", None, key),
+            ("GET /v2/{workspace}/{name}/set", "GET", "/v2/acme/c/set?value=5", None, key),
+            ("GET /v2/{workspace}/{name}/stats", "GET", "/v2/acme/c/stats", None, key),
+            ("POST /account/counters/{name}/{value}", "POST", "/account/counters/c/1", None, key),
             (
                 "POST /account/counters/{name}/{value} (billed)",
-                lambda: call("POST", "/account/counters/billed/1", key),
+                "POST",
+                "/account/counters/billed/1",
+                None,
+                key,
             ),
-            ("DELETE /account/counters/{name}", lambda: call("DELETE", "/account/counters/c", key)),
-            ("GET /account/counters", lambda: call("GET", "/account/counters", key)),
-            ("GET /app/session", lambda: call("GET", "/app/session", key)),
+            ("DELETE /account/counters/{name}", "DELETE", "/account/counters/c", None, key),
+            ("GET /account/counters", "GET", "/account/counters", None, key),
+            ("GET /app/session", "GET", "/app/session", None, key),
             (
                 "GET /account/counters/{name}/settings",
-                lambda: call("GET", "/account/counters/c/settings", key),
+                "GET",
+                "/account/counters/c/settings",
+                None,
+                key,
             ),
             (
                 "PUT /account/counters/{name}/settings",
-                lambda: call("PUT", "/account/counters/c/settings", key, {"description": "d"}),
+                "PUT",
+                "/account/counters/c/settings",
+                {"description": "d"},
+                key,
             ),
             (
                 "POST /account/invoice-items",
-                lambda: call(
-                    "POST", "/account/invoice-items", key, {"amount": 1, "description": "x"}
-                ),
+                "POST",
+                "/account/invoice-items",
+                {"amount": 1, "description": "x"},
+                key,
             ),
-            ("GET /account/invoice-items", lambda: call("GET", "/account/invoice-items", key)),
-            (
-                "POST /account/api-keys",
-                lambda: call("POST", "/account/api-keys", key, {"scopes": ["read"]}),
-            ),
-            ("DELETE /account/api-keys/{key_id}", revoke),
-            (
-                "POST /admin/workspaces",
-                lambda: call(
-                    "POST", "/admin/workspaces", ADMIN, {"workspace": f"w{next(counter)}"}
-                ),
-            ),
+            ("GET /account/invoice-items", "GET", "/account/invoice-items", None, key),
+            ("POST /account/api-keys", "POST", "/account/api-keys", {"scopes": ["read"]}, key),
+            ("DELETE /account/api-keys/{key_id}", "DELETE", revoked_key_path, None, key),
+            ("POST /admin/workspaces", "POST", "/admin/workspaces", new_workspace, ADMIN),
             (
                 "PUT /admin/workspaces/{workspace}/rate-limit",
-                lambda: call(
-                    "PUT",
-                    "/admin/workspaces/acme/rate-limit",
-                    ADMIN,
-                    {"quota": 100000, "window": 60},
-                ),
+                "PUT",
+                "/admin/workspaces/acme/rate-limit",
+                {"quota": 100000, "window": 60},
+                ADMIN,
             ),
-            ("$default (404/405)", lambda: call("GET", "/nowhere", key)),
+            ("$default (404/405)", "GET", "/nowhere", None, key),
         ]
         print("| route | calls per warm request | what they are |")
         print("| --- | ---: | --- |")
-        for name, run in routes:
-            run(), run()  # warm: keys, policy, today's buckets, rate-limit hint
+
+        def send(method, path, body, bearer):
+            made = path() if callable(path) else path
+            return call(method, made, bearer, body() if callable(body) else body)
+
+        for name, *request in routes:
+            send(*request), send(*request)  # warm: keys, policy, today's buckets, rate-limit hint
             sent.clear()
-            status, _ = run()
+            status, _ = send(*request)
             print(f"| `{name}` → {status} | {len(sent)} | {', '.join(sent)} |")
 
 
