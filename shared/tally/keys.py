@@ -158,9 +158,10 @@ def revoke_key(workspace: str, key_id: str, *, by: str, client: Any = None) -> d
                     "Update": {
                         "TableName": table,
                         "Key": {"key_id": {"S": key_id}},
-                        "UpdateExpression": "SET revoked_at = if_not_exists(revoked_at, :now)",
-                        "ConditionExpression": "workspace = :ws",
+                        "UpdateExpression": "SET revoked_at = :now",
+                        "ConditionExpression": "workspace = :ws AND attribute_not_exists(revoked_at)",
                         "ExpressionAttributeValues": {":now": {"S": now}, ":ws": {"S": workspace}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
                 },
                 {
@@ -173,29 +174,22 @@ def revoke_key(workspace: str, key_id: str, *, by: str, client: Any = None) -> d
             ]
         )
     except ClientError as err:
-        reasons = [r.get("Code") for r in err.response.get("CancellationReasons") or []]
-        if reasons and reasons[0] == "ConditionalCheckFailed":
-            raise NotFound(f"no API key '{key_id}' in this workspace") from err
-        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+        reasons = err.response.get("CancellationReasons") or []
+        codes = [r.get("Code") for r in reasons]
+        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
             _cache.pop(by)
             raise Unauthorized() from err
-        if "TransactionConflict" in reasons:  # another write to one of the keys: retry later
+        if codes and codes[0] == "ConditionalCheckFailed":
+            old = reasons[0].get("Item") or {}
+            if old.get("workspace", {}).get("S") != workspace:
+                raise NotFound(f"no API key '{key_id}' in this workspace") from err
+            now = old["revoked_at"]["S"]  # revoked before: a repeat answers that time
+        elif "TransactionConflict" in codes:  # another write to one of the keys: retry later
             raise Unavailable() from err
-        raise
+        else:
+            raise
     _cache.pop(key_id)
-    revoked_at = _revoked_at(key_id, client) or now
-    return {"key_id": key_id, "revoked": True, "revoked_at": revoked_at}
-
-
-def _revoked_at(key_id: str, client: Any) -> str | None:
-    """When the key was first revoked (a repeat answers that time, not its own)."""
-    item = client.get_item(
-        TableName=settings().api_keys_table,
-        Key={"key_id": {"S": key_id}},
-        ConsistentRead=True,
-        ProjectionExpression="revoked_at",
-    ).get("Item", {})
-    return item.get("revoked_at", {}).get("S")
+    return {"key_id": key_id, "revoked": True, "revoked_at": now}
 
 
 # Warm containers skip the lookup; a revocation reaches every container within
