@@ -337,6 +337,29 @@ def test_a_keyed_change_whose_answer_cannot_be_stored_still_answers_the_truth(
     assert _value(api, key) == 2
 
 
+def test_a_keyed_invoice_item_whose_answer_is_lost_is_created_once_and_answered_201(
+    api, workspace, monkeypatch
+):
+    _, key = workspace
+    puts = [0]
+
+    def decide(operation: str) -> str | None:
+        if operation == "PutItem":
+            puts[0] += 1
+            return "lost" if puts[0] == 2 else None  # the item, after the idempotency claim
+        return None
+
+    DynamoDBFaults(monkeypatch, decide)
+    body = {"amount": 500, "description": "setup fee"}
+    answer = _keyed(api, "POST", "/account/invoice-items", key, "inv-1", body)
+    monkeypatch.undo()
+    replay = _keyed(api, "POST", "/account/invoice-items", key, "inv-1", body)
+
+    assert puts[0] >= 3  # the lost put was sent again
+    assert answer.status == replay.status == 201 and replay.body == answer.body
+    assert api("GET", "/account/invoice-items", key=key).body["total"] == 1
+
+
 @pytest.mark.parametrize("lost", ["ReadTimeoutError", "SSLError", "ConnectionClosedError"])
 def test_an_applied_change_whose_answer_is_lost_any_way_is_confirmed_not_resent(
     api, workspace, monkeypatch, lost

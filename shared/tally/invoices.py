@@ -38,17 +38,18 @@ def create(
 ) -> dict[str, Any]:
     record = record_of(workspace, amount, description, source, item_id or new_id())
     try:
+        # A put resent after a lost answer finds its own record (the same `created`, time and id)
+        # and passes; another put for an id already taken is refused.
         (client or aws.dynamodb()).put_item(
             TableName=settings().invoice_items_table,
             Item=record,
-            ConditionExpression="attribute_not_exists(item_id)",
+            ConditionExpression="attribute_not_exists(item_id) OR created = :created",
+            ExpressionAttributeValues={":created": record["created"]},
         )
     except ClientError as err:
         if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-        if item_id is not None:
-            raise Conflict(f"invoice item {item_id} exists") from err
-        # Our fresh random id exists: botocore retried a put whose answer was lost. It is ours.
+        raise Conflict(f"invoice item {record['item_id']['S']} exists") from err
     return render(record)
 
 
