@@ -106,13 +106,15 @@ def test_metrics_count_what_operators_watch(api, workspace, capsys, setup, reque
     assert {"Requests", metric} <= _emitted(capsys)
 
 
-def test_an_idempotent_replay_is_counted(api, workspace, capsys):
+@pytest.mark.parametrize("path", ["/v2/acme/c/up", "/v2/acme/c/set?value=x"])  # 200, then 400
+def test_an_idempotent_replay_is_counted_refusals_too(api, workspace, capsys, path):
     _, key = workspace
-    api("GET", "/v2/acme/c/up", key=key, headers={"Idempotency-Key": "k"})
+    first = api("GET", path, key=key, headers={"Idempotency-Key": "k"})
     _emitted(capsys)
 
-    api("GET", "/v2/acme/c/up", key=key, headers={"Idempotency-Key": "k"})
+    again = api("GET", path, key=key, headers={"Idempotency-Key": "k"})
 
+    assert again.status == first.status and again.headers["Idempotent-Replayed"] == "true"
     assert "IdempotentReplays" in _emitted(capsys)
 
 

@@ -167,13 +167,7 @@ def _run(fn: Handler, request: Request, context: Any) -> tuple[int, dict[str, An
         return (*fn(request), {})
     scope = _scope(request)
     request = dataclasses.replace(request, operation=idempotency.operation_id(scope, key))
-    status, body, replayed = idempotency.once(
-        scope, key, request.fingerprint(), lambda: fn(request), context
-    )
-    if replayed:
-        count("IdempotentReplays")
-        return status, body, {"Idempotent-Replayed": "true"}
-    return status, body, {}
+    return idempotency.once(scope, key, request.fingerprint(), lambda: fn(request), context)
 
 
 def api_handler(

@@ -25,7 +25,7 @@ from tally.errors import (
     Unavailable,
     Unprocessable,
 )
-from tally.telemetry import logger
+from tally.telemetry import count, logger
 
 HEADER = "idempotency-key"
 _VALID = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
@@ -94,8 +94,9 @@ def once(
     fingerprint: dict[str, Any],
     run: Callable[[], tuple[int, dict[str, Any]]],
     context: Any = None,
-) -> tuple[int, dict[str, Any], bool]:
-    """Run a changing call at most once per (scope, key) within 24 h: (status, body, replayed).
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Run a changing call at most once per (scope, key) within 24 h: (status, body, headers),
+    headers saying whether the answer is a replay; a refusal is raised, with the same headers.
 
     The first answer is stored and replayed, refusals (4xx) included, and so is an outcome that
     could not be confirmed (it must never be applied twice). A failure that applied nothing (other
@@ -110,7 +111,7 @@ def once(
     store, config, serializer = _machinery()
     if context is not None:
         config.register_lambda_context(context)
-    ran: list[bool] = []
+    started, outcome = False, None  # whether `run` ran in this request, and its outcome
 
     @idempotent_function(
         data_keyword_argument="data",
@@ -120,7 +121,8 @@ def once(
         output_serializer=serializer,
     )
     def apply(data: dict[str, Any]) -> dict[str, Any]:
-        ran.append(True)
+        nonlocal started, outcome
+        started = True
         try:
             status, body = run()
         except TallyError as err:
@@ -136,7 +138,6 @@ def once(
             }
         else:
             outcome = {"status": status, "body": body}
-        ran.append(outcome)
         return outcome
 
     data = {"scope": scope, "key": key, "request": fingerprint}
@@ -152,17 +153,18 @@ def once(
         refusal.headers["Retry-After"] = "1"
         raise refusal from err
     except IdempotencyPersistenceLayerError as err:
-        if len(ran) < 2:
+        if outcome is None:
             raise Unavailable() from err  # before the call ran: nothing happened
         # The call ran but its answer could not be stored: give the caller the true answer.
         logger.warning("could not store an idempotent answer", extra={"error": repr(err)})
-        answer = ran[1]
+        answer = outcome
+    headers = {}
+    if not started:
+        count("IdempotentReplays")
+        headers["Idempotent-Replayed"] = "true"
     if answer.get("error"):
         stored = TallyError(answer["message"], fields=answer["fields"])
         stored.status, stored.kind = answer["status"], answer["kind"]
-        stored.headers = {
-            **answer["headers"],
-            **({"Idempotent-Replayed": "true"} if not ran else {}),
-        }
+        stored.headers = {**answer["headers"], **headers}
         raise stored
-    return answer["status"], answer["body"], not ran
+    return answer["status"], answer["body"], headers
