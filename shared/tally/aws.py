@@ -33,14 +33,14 @@ from botocore.exceptions import (
 )
 
 MAX_ATTEMPTS = 3
-REFUSED = {
+THROTTLES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
-    "TransactionConflictException",
-    "LimitExceededException",
 }
-_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
+# Refused before anything was applied: always safe to send again.
+REFUSED = THROTTLES | {"TransactionConflictException", "LimitExceededException"}
+NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)  # nothing reached DynamoDB
 _ANSWER_LOST = (ReadTimeoutError, ConnectionClosedError)
 # botocore's own retries off: `_retry` below is the policy.
 _CONFIG = Config(
@@ -76,7 +76,7 @@ def _retry(
         return None
     repeatable = not request_dict.get("context", {}).get("tally_additive")
     if caught_exception is not None:
-        retry = isinstance(caught_exception, _NOT_SENT) or (
+        retry = isinstance(caught_exception, NOT_SENT) or (
             repeatable and isinstance(caught_exception, _ANSWER_LOST)
         )
     else:

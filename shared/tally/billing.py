@@ -97,11 +97,11 @@ def bill(workspace: str, counter: str, report: Report, *, client: Any) -> None:
     value = int(item.get("v", {}).get("N", "0"))
     threshold, amount = int(item["bt"]["N"]), int(item["ba"]["N"])
     billed = int(item.get("bu", {}).get("N", "0"))
-    units = (value // threshold) * threshold if value >= threshold else 0
-    if units == 0:
+    # Whole thresholds passed; one item holds at most invoices.MAX_AMOUNT cents, and what does
+    # not fit is billed next run.
+    k = min(max(0, value // threshold), invoices.MAX_AMOUNT // abs(amount))
+    if k == 0:
         return _unmark(client, key)
-    # One item holds at most invoices.MAX_AMOUNT cents; what does not fit is billed next run.
-    k = min(units // threshold, invoices.MAX_AMOUNT // abs(amount))
     units = k * threshold
     record = invoices.record_of(
         workspace, k * amount, item["bd"]["S"], "billing", item_id(workspace, counter, billed)

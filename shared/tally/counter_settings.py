@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, counters
+from tally import aws, clock, counters
 from tally.config import settings
 from tally.errors import Conflict
 from tally.names import INT64_MAX, INT64_MIN
@@ -81,7 +81,7 @@ def put(workspace: str, name: str, change: dict[str, Any], *, client: Any = None
             update.require(_holds("#v >= :lo", zero_ok=lo <= 0))
             if "upper_bound" not in given:  # never above the upper bound already stored
                 update.require("(attribute_not_exists(#hi) OR #hi >= :lo)")
-    update.set("#ca = if_not_exists(#ca, :now)", now=counters.now_ms())
+    update.set("#ca = if_not_exists(#ca, :now)", now=clock.now_ms())
     update.remove(*removes)
     try:
         answer = (client or aws.dynamodb()).update_item(

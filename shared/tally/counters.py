@@ -25,8 +25,6 @@ from typing import Any
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
 )
 
 from tally import aws, clock
@@ -286,8 +284,6 @@ def set_value(
 
 # ------------------------------------------------------------------ sending a change
 
-_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)  # nothing reached DynamoDB
-
 
 def _stamp(update: Update, op: str) -> None:
     """Every change records its operation id; the same operation cannot apply twice in a row."""
@@ -318,7 +314,7 @@ def _send(client: Any, workspace: str, name: str, update: Update, op: str) -> di
         if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
             return _resolve(client, workspace, name, op, err)
         raise
-    except _NOT_SENT:
+    except aws.NOT_SENT:
         raise
     except BotoCoreError as err:
         return _resolve(client, workspace, name, op, err)
@@ -460,23 +456,16 @@ def _raise_refusal(old: dict[str, Any] | None, delta: int, refuse_private: Tally
     def n(attr: str) -> int | None:
         return int(old[attr]["N"]) if attr in old else None
 
-    if (delta > 0 and "ru" in old and (n("ru") or 0) < delta) or (
-        delta < 0 and "rd" in old and (n("rd") or 0) < -delta
-    ):
+    room, bound = ("ru", "hi") if delta > 0 else ("rd", "lo")
+    if room in old and n(room) < abs(delta):
         count("BoundRefusals")
-    if delta > 0 and (n("ru") or 0) < delta and "ru" in old:
-        limit = n("hi")
+        limit = n(bound)
+        what = f"adding {delta}" if delta > 0 else f"subtracting {-delta}"
+        side = "above its upper" if delta > 0 else "below its lower"
         raise Conflict(
-            f"adding {delta} would take the counter above its upper bound"
+            f"{what} would take the counter {side} bound"
             + (f" {limit}" if limit is not None else " (signed 64-bit)"),
-            fields={"value": "above upper bound"},
-        )
-    if delta < 0 and "rd" in old and (n("rd") or 0) < -delta:
-        limit = n("lo")
-        raise Conflict(
-            f"subtracting {-delta} would take the counter below its lower bound"
-            + (f" {limit}" if limit is not None else " (signed 64-bit)"),
-            fields={"value": "below lower bound"},
+            fields={"value": "above upper bound" if delta > 0 else "below lower bound"},
         )
     total = "uc" if delta > 0 else "dc"
     if (n(total) or 0) > INT64_MAX - abs(delta):
@@ -490,10 +479,5 @@ def key(workspace: str, name: str) -> dict[str, Any]:
     return {"workspace": {"S": workspace}, "counter": {"S": name}}
 
 
-def now_ms() -> int:
-    return int(clock.now().timestamp() * 1000)
-
-
 def _iso(epoch_ms: int) -> str:
-    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return clock.iso(datetime.fromtimestamp(epoch_ms / 1000, UTC))

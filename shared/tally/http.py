@@ -29,11 +29,6 @@ _TRANSIENT = aws.REFUSED | {
     "ServiceUnavailable",
     "TransactionInProgressException",
 }
-_THROTTLES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-}
 
 
 @dataclass(frozen=True)
@@ -212,7 +207,7 @@ def api_handler(
                 or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
             ):
                 logger.warning("dynamodb unavailable", extra={"code": code})
-                count("DynamoDBThrottles" if code in _THROTTLES else "DynamoDBFailures")
+                count("DynamoDBThrottles" if code in aws.THROTTLES else "DynamoDBFailures")
                 return error_answer(request, Unavailable(), limit_headers)
             logger.exception("dynamodb refused a request")
         except BotoCoreError:

@@ -32,11 +32,10 @@ def create(
     amount: int,
     description: str,
     *,
-    source: str = "api",
     item_id: str | None = None,
     client: Any = None,
 ) -> dict[str, Any]:
-    record = record_of(workspace, amount, description, source, item_id or new_id())
+    record = record_of(workspace, amount, description, "api", item_id or new_id())
     try:
         # A put resent after a lost answer finds its own record (the same `created`, time and id)
         # and passes; another put for an id already taken is refused.
@@ -56,7 +55,7 @@ def create(
 def record_of(
     workspace: str, amount: int, description: str, source: str, item_id: str
 ) -> dict[str, Any]:
-    stamp = clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = clock.iso()
     return {
         "workspace": {"S": workspace},
         "item_id": {"S": item_id},

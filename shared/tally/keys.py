@@ -67,7 +67,7 @@ def _key_id_of(secret: str) -> str | None:
 def _new_key(workspace: str, scopes: tuple[str, ...], key_id: str | None, secret: str | None):
     key_id = key_id or secrets.token_hex(8)
     secret = secret or f"{_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    created_at = _iso_now()
+    created_at = clock.iso()
     item = {
         "key_id": {"S": key_id},
         "workspace": {"S": workspace},
@@ -150,7 +150,7 @@ def revoke_key(workspace: str, key_id: str, *, by: str, client: Any = None) -> d
             fields={"key_id": "the caller's own key"},
         )
     client = client or aws.dynamodb()
-    table, now = settings().api_keys_table, _iso_now()
+    table, now = settings().api_keys_table, clock.iso()
     try:
         client.transact_write_items(
             TransactItems=[
@@ -250,7 +250,3 @@ def check_admin_token(token: str | None) -> None:
         raise Unavailable("the admin token is not configured", retry_after=60)
     if not token or not hmac.compare_digest(token.encode(), str(expected).encode()):
         raise Unauthorized("the admin token is required")
-
-
-def _iso_now() -> str:
-    return clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")

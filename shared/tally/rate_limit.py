@@ -68,7 +68,8 @@ def bucket_id(caller: str, method: str, path: str) -> str:
     return f"{caller}#{method}#{hashlib.sha256(path.encode()).hexdigest()[:32]}"
 
 
-_hints: dict[str, int] = {}  # bucket -> last tat seen by this container
+# bucket -> the last tat this container saw, kept for a window (after it, the bucket is full anyway)
+_hints = WarmCache()
 
 
 def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decision:
@@ -107,7 +108,7 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
             old = err.response.get("Item")
             tat = int(old["tat"]["N"]) if old and "tat" in old else None
             if tat is not None and tat > latest:  # empty: refused, and nothing was written
-                _remember(bucket, tat)
+                _hints.put(bucket, tat, policy.window)
                 return Decision(
                     policy,
                     allowed=False,
@@ -118,7 +119,7 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
             full = tat is None or tat < now
             continue
         tat = int(answer["Attributes"]["tat"]["N"])
-        _remember(bucket, tat)
+        _hints.put(bucket, tat, policy.window)
         return Decision(
             policy,
             allowed=True,
@@ -126,12 +127,6 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
             full_in_s=math.ceil((tat - now) / 1_000_000),
         )
     raise RuntimeError("rate limit bucket did not settle")  # unreachable: tat only grows
-
-
-def _remember(bucket: str, tat: int) -> None:
-    if len(_hints) > 10_000:
-        _hints.clear()
-    _hints[bucket] = tat
 
 
 def _numbers(**values: int) -> dict[str, Any]:

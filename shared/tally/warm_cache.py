@@ -1,4 +1,5 @@
-"""What a warm container may remember for a while: API keys and workspace rate-limit policies.
+"""What a warm container may remember for a while: API keys, workspace rate-limit policies and
+rate-limit hints.
 Entries expire by their own deadline, so a change elsewhere reaches every container in time."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ class WarmCache:
         self._max = max_entries
 
     def get(self, key: Any, default: Any = _MISSING) -> Any:
-        """The value, or `default` (MISSING unless given) when absent or expired."""
+        """The value, or `default` when absent or expired."""
         hit = self._entries.get(key)
         if hit and hit[0] > time.monotonic():
             return hit[1]
@@ -39,6 +40,3 @@ class WarmCache:
 
     def clear(self) -> None:
         self._entries.clear()
-
-
-MISSING = _MISSING
