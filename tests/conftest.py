@@ -158,6 +158,10 @@ class DynamoDBFaults:
         monkeypatch.setattr(BotocoreStubber, "__call__", faulty)
         monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _seconds: None)  # no backoff
 
+    def stop(self) -> None:
+        """Normal answers from now on (monkeypatch.undo() would also undo the test's env)."""
+        self.decide = lambda _operation: None
+
 
 def _error_response(status: int, code: str):
     from botocore.awsrequest import AWSResponse

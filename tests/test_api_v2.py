@@ -224,7 +224,7 @@ def test_a_malformed_key_id_is_401_without_a_lookup(api, workspace, key_id):
     assert "ApiKeysTable" not in calls
 
 
-def _refuse_changes(monkeypatch, times: int, code: str) -> None:
+def _refuse_changes(monkeypatch, times: int, code: str) -> DynamoDBFaults:
     """DynamoDB refuses the next `times` counter changes with `code`, applying nothing."""
     left = [times]
 
@@ -234,7 +234,7 @@ def _refuse_changes(monkeypatch, times: int, code: str) -> None:
             return f"refuse:{code}:400"
         return None
 
-    DynamoDBFaults(monkeypatch, decide)
+    return DynamoDBFaults(monkeypatch, decide)
 
 
 def test_a_change_meeting_a_billing_transaction_is_retried(api, workspace, monkeypatch):
@@ -252,10 +252,10 @@ def test_a_change_meeting_a_billing_transaction_is_retried(api, workspace, monke
 def test_a_change_refused_past_the_retries_is_503_and_changes_nothing(api, workspace, monkeypatch):
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)
-    _refuse_changes(monkeypatch, 10, "ProvisionedThroughputExceededException")
+    faults = _refuse_changes(monkeypatch, 10, "ProvisionedThroughputExceededException")
 
     answer = api("GET", "/v2/acme/c/up", key=key)
-    monkeypatch.undo()
+    faults.stop()
 
     assert (answer.status, answer.headers["Retry-After"]) == (503, "1")
     assert answer.body["code"] == "503"

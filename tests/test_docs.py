@@ -10,12 +10,12 @@ import pytest
 from werkzeug.test import Client
 
 from tally_local.docs import document
-from tests.conftest import TEMPLATE, Api
+from tests.conftest import TEMPLATE
 
 
 @pytest.fixture
-def client() -> Client:
-    return Api().client
+def client(api) -> Client:
+    return api.client
 
 
 def test_openapi_json_is_the_document(client):

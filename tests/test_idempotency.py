@@ -121,7 +121,7 @@ def test_a_refusal_is_a_first_answer_too(api, workspace):
     again = _keyed(api, "POST", "/account/counters/c/2", key, "k")
 
     assert again.status == 409
-    assert _value(api, key) == 0 if api("GET", "/v2/acme/c", key=key).status == 200 else True
+    assert _value(api, key) == 0
 
 
 def test_a_repeat_while_the_first_is_in_flight_is_409_and_applies_once(api, workspace, monkeypatch):
@@ -147,7 +147,6 @@ def test_a_repeat_while_the_first_is_in_flight_is_409_and_applies_once(api, work
 
     assert (concurrent.status, concurrent.headers["Retry-After"]) == (409, "1")
     assert first[0].status == 200
-    monkeypatch.undo()
     assert _value(api, key) == 1
 
 
@@ -160,7 +159,6 @@ def test_records_expire_after_24_hours_by_ttl(api, ddb, workspace):
     assert abs(int(record["expiration"]["N"]) - (time.time() + 86_400)) < 60
     ttl = ddb.describe_time_to_live(TableName="IdempotencyTable")["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
-    assert "api_key" not in json.dumps(record) or "null" in json.dumps(record)
 
 
 def test_a_secret_never_reaches_the_idempotency_table(api, ddb, workspace):
@@ -329,9 +327,9 @@ def test_a_keyed_change_whose_answer_cannot_be_stored_still_answers_the_truth(
         updates[0] += 1  # 1: the rate limit, 2: the change, 3+: storing the answer
         return "refuse:InternalServerError:500" if updates[0] >= 3 else None
 
-    DynamoDBFaults(monkeypatch, decide)
+    faults = DynamoDBFaults(monkeypatch, decide)
     answer = _keyed(api, "GET", "/v2/acme/c/up", key, "k")
-    monkeypatch.undo()
+    faults.stop()
 
     assert (answer.status, answer.body["data"]["value"]) == (200, 2)
     assert _value(api, key) == 2
@@ -349,10 +347,10 @@ def test_a_keyed_invoice_item_whose_answer_is_lost_is_created_once_and_answered_
             return "lost" if puts[0] == 2 else None  # the item, after the idempotency claim
         return None
 
-    DynamoDBFaults(monkeypatch, decide)
+    faults = DynamoDBFaults(monkeypatch, decide)
     body = {"amount": 500, "description": "setup fee"}
     answer = _keyed(api, "POST", "/account/invoice-items", key, "inv-1", body)
-    monkeypatch.undo()
+    faults.stop()
     replay = _keyed(api, "POST", "/account/invoice-items", key, "inv-1", body)
 
     assert puts[0] >= 3  # the lost put was sent again
@@ -361,11 +359,17 @@ def test_a_keyed_invoice_item_whose_answer_is_lost_is_created_once_and_answered_
 
 
 @pytest.mark.parametrize("lost", ["ReadTimeoutError", "SSLError", "ConnectionClosedError"])
+@pytest.mark.parametrize("change, value", [("up", 2), ("set?value=7", 7), ("reset", 0)])
 def test_an_applied_change_whose_answer_is_lost_any_way_is_confirmed_not_resent(
-    api, workspace, monkeypatch, lost
+    api, workspace, monkeypatch, lost, change, value
 ):
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)
+    reads = []
+    aws.dynamodb().meta.events.register(
+        "before-parameter-build.dynamodb.GetItem",
+        lambda params, **_: reads.append(params["TableName"]),
+    )
     updates = [0]
 
     def decide(operation: str) -> str | None:
@@ -374,9 +378,11 @@ def test_an_applied_change_whose_answer_is_lost_any_way_is_confirmed_not_resent(
             return f"lost:{lost}" if updates[0] == 2 else None  # the change, not the bucket
         return None
 
-    DynamoDBFaults(monkeypatch, decide)
-    answer = api("GET", "/v2/acme/c/up", key=key)
-    monkeypatch.undo()
+    faults = DynamoDBFaults(monkeypatch, decide)
+    answer = api("GET", f"/v2/acme/c/{change}", key=key)
+    faults.stop()
 
-    assert (answer.status, answer.body["data"]["value"]) == (200, 2)
-    assert _value(api, key) == 2
+    assert updates[0] == 2  # the change was sent once
+    assert "CountersTable" in reads  # and confirmed by reading the counter
+    assert (answer.status, answer.body["data"]["value"]) == (200, value)
+    assert _value(api, key) == value
