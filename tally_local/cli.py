@@ -131,6 +131,17 @@ def _read_event(path: str | None) -> Any:
     return json.loads(text)
 
 
+def _seconds(text: str) -> float:
+    """A --schedule-interval: a positive number of seconds (0 or less would never, or always, fire)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tally", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -142,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--dynamodb-port", type=int, default=8000)
     p_serve.add_argument(
         "--schedule-interval",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help="fire every Schedule event this often instead of the template's rate",
     )
