@@ -194,3 +194,24 @@ def rate_limit_table_down(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
         return update_item(**params)
 
     monkeypatch.setattr(client, "update_item", failing)
+
+
+class Calls(list):
+    """The DynamoDB calls a client makes from now on, in order; `pop()` takes them."""
+
+    def pop(self) -> list:  # type: ignore[override]
+        taken = list(self)
+        self.clear()
+        return taken
+
+
+def record_calls(client: Any = None, *, tables: bool = False) -> Calls:
+    """Record each call of `client` (tally's by default): its operation name, or with `tables`,
+    (operation, table)."""
+    calls = Calls()
+
+    def record(model, params, **_):
+        calls.append((model.name, params.get("TableName", "")) if tables else model.name)
+
+    (client or aws.dynamodb()).meta.events.register("before-parameter-build.dynamodb.*", record)
+    return calls

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tally import aws
+from tests.conftest import record_calls
 
 
 def _add(api, key, name, value):
@@ -106,12 +106,7 @@ def test_backstack_needs_a_key_and_the_right_scope(api, workspace):
 def test_a_warm_backstack_add_is_one_call_for_the_change_and_one_for_the_rate_limit(api, workspace):
     _, key = workspace
     _add(api, key, "c", 1)  # the key and policy are now cached and today's bucket exists
-    calls = []
-    for client in (aws.dynamodb(),):
-        client.meta.events.register(
-            "before-parameter-build.dynamodb.*",
-            lambda model, params, **_: calls.append((model.name, params["TableName"])),
-        )
+    calls = record_calls(tables=True)
 
     _add(api, key, "c", 1)
 

@@ -8,6 +8,7 @@ import pytest
 
 from tally import billing, counter_settings, counters, invoices
 from tally.requests import SETTINGS_CHANGE
+from tests.conftest import record_calls
 
 T, AMOUNT = 1000, 500
 
@@ -82,7 +83,7 @@ def test_a_counter_below_its_threshold_is_not_even_read(ddb):
     _billed()
     counters.change("acme", "api_calls", 999)
     counters.change("acme", "unbilled", 5000)
-    calls = _record(ddb)
+    calls = record_calls(ddb)
 
     report = billing.run(client=ddb)
 
@@ -93,7 +94,7 @@ def test_a_counter_below_its_threshold_is_not_even_read(ddb):
 def test_marking_due_costs_one_write_at_the_crossing_and_none_after(ddb):
     _billed()
     counters.change("acme", "api_calls", 998, client=ddb)
-    calls = _record(ddb)
+    calls = record_calls(ddb)
 
     counters.change("acme", "api_calls", 1, client=ddb)  # 999: not due
     assert calls.pop() == ["UpdateItem"]
@@ -236,16 +237,3 @@ def test_invoice_item_ids_are_made_of_what_they_bill():
     assert first != billing.item_id("acme", "api_calls", 1000)
     assert first != billing.item_id("acme", "other", 0)
     assert first.startswith("ivi_")
-
-
-def _record(client) -> _Log:
-    log = _Log()
-    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: log.append(model.name))
-    return log
-
-
-class _Log(list):
-    def pop(self) -> list[str]:  # type: ignore[override]
-        taken = list(self)
-        self.clear()
-        return taken

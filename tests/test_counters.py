@@ -9,7 +9,7 @@ import pytest
 from tally import counters
 from tally.errors import Conflict, Unauthorized
 from tally.names import INT64_MAX, INT64_MIN
-from tests.conftest import make_public
+from tests.conftest import make_public, record_calls
 
 MON = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)  # a Monday in Q4, 09:30 UTC
 
@@ -146,7 +146,7 @@ def test_today_starts_again_at_utc_midnight_and_the_week_on_monday(ddb):
 
 
 def test_a_warm_up_is_one_dynamodb_call_and_a_new_day_costs_one_more(ddb):
-    calls = _count_calls(ddb)
+    calls = record_calls(ddb)
     counters.change("acme", "c", +1, now=MON, client=ddb)
     first_ever = calls.pop()
     counters.change("acme", "c", +1, now=MON, client=ddb)
@@ -156,16 +156,3 @@ def test_a_warm_up_is_one_dynamodb_call_and_a_new_day_costs_one_more(ddb):
 
     assert warm == ["UpdateItem"]
     assert first_ever == first_of_day == ["UpdateItem", "UpdateItem"]
-
-
-def _count_calls(client):
-    log: list[str] = []
-
-    class Calls:
-        def pop(self) -> list[str]:
-            taken = list(log)
-            log.clear()
-            return taken
-
-    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: log.append(model.name))
-    return Calls()

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from tally import aws, counters
-from tests.conftest import ADMIN_TOKEN, DynamoDBFaults
+from tests.conftest import ADMIN_TOKEN, DynamoDBFaults, record_calls
 
 
 def _keyed(api, method, path, key, idem, body=None):
@@ -292,12 +292,7 @@ def test_a_mixed_run_with_20_percent_faults_loses_nothing_and_never_answers_500(
 def test_a_first_keyed_change_costs_two_extra_calls_and_a_repeat_one_in_all(api, workspace):
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)  # warm: key, policy and today's bucket in place
-    calls: list[tuple[str, str]] = []
-    for client in (aws.dynamodb(),):
-        client.meta.events.register(
-            "before-parameter-build.dynamodb.*",
-            lambda model, params, **_: calls.append((model.name, params["TableName"])),
-        )
+    calls = record_calls(tables=True)
 
     _keyed(api, "GET", "/v2/acme/c/up", key, "measure")
     first = list(calls)
@@ -365,11 +360,7 @@ def test_an_applied_change_whose_answer_is_lost_any_way_is_confirmed_not_resent(
 ):
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)
-    reads = []
-    aws.dynamodb().meta.events.register(
-        "before-parameter-build.dynamodb.GetItem",
-        lambda params, **_: reads.append(params["TableName"]),
-    )
+    calls = record_calls(tables=True)
     updates = [0]
 
     def decide(operation: str) -> str | None:
@@ -383,6 +374,6 @@ def test_an_applied_change_whose_answer_is_lost_any_way_is_confirmed_not_resent(
     faults.stop()
 
     assert updates[0] == 2  # the change was sent once
-    assert "CountersTable" in reads  # and confirmed by reading the counter
+    assert ("GetItem", "CountersTable") in calls  # and confirmed by reading the counter
     assert (answer.status, answer.body["data"]["value"]) == (200, value)
     assert _value(api, key) == value

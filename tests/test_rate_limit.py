@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tally import aws, clock, rate_limit
+from tally import clock, rate_limit
 from tally.rate_limit import Policy
-from tests.conftest import ADMIN_TOKEN, rate_limit_table_down
+from tests.conftest import ADMIN_TOKEN, rate_limit_table_down, record_calls
 
 
 class MovableClock:
@@ -115,10 +115,7 @@ def test_a_clock_2s_behind_never_gets_tokens_the_bucket_does_not_have(ddb, time_
 
 
 def test_a_take_is_one_dynamodb_call_when_the_container_knows_the_bucket(ddb, time_):
-    calls = []
-    aws.dynamodb().meta.events.register(
-        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
-    )
+    calls = record_calls()
     rate_limit.take("b")  # new bucket: the hint says "full"
     rate_limit.take("b")  # busy bucket: the hint says "not full"
     time_.move(seconds=120)
