@@ -10,14 +10,9 @@ DynamoDB would bill for).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-import boto3
-from moto import mock_aws
-
-from tally_local import dynamodb
-from tally_local.template import Template
+from common import in_process_api
 
 THRESHOLD = 1000
 
@@ -47,13 +42,9 @@ def seed(client, total: int, due: int) -> None:
 
 
 def measure(total: int, due: int) -> dict[str, float]:
-    from tally import aws, billing, config
+    with in_process_api() as (_, client):
+        from tally import billing
 
-    with mock_aws():
-        config.settings.cache_clear()
-        aws.dynamodb.cache_clear()
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.ensure_tables(client, Template())
         seed(client, total, due)
         read = {"items": 0, "calls": 0}
 
@@ -77,12 +68,6 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--due", type=int, default=100)
     args = parser.parse_args()
-    for name, value in Template().environment().items():
-        os.environ.setdefault(name, value)
-    os.environ.update(
-        AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench"
-    )
-    os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     print("| counters N | due n | items read | DynamoDB calls | run time (moto) |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for total in args.sizes:

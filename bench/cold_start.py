@@ -24,10 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # a script run from anywhere: find tally_local
+from common import ROOT  # also puts the project on sys.path
 
-from tally_local.template import Template  # noqa: E402
+from tally_local.template import Template
 
 FLOOR = 'import boto3; boto3.client("dynamodb")'
 

@@ -7,34 +7,16 @@ concurrent connections, with the embedded DynamoDB endpoint. A benchmark, not a 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script run from anywhere
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _call(url: str, method: str = "GET", key: str | None = None, body=None) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, method=method, data=json.dumps(body).encode() if body is not None else None
-    )
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return answer.status, json.loads(answer.read())
+from tests.serve import ADMIN, Server  # the end-to-end tests' server
 
 
 def main() -> None:
@@ -42,65 +24,45 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    port, ddb_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    env["TALLY_ADMIN_TOKEN"] = admin = "bench"
-    log = open(os.devnull, "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("tally")),
-            "serve",
-            "--port",
-            str(port),
-            "--dynamodb-port",
-            str(ddb_port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                _call(base + "/nowhere")
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.05)
-        _, made = _call(base + "/admin/workspaces", "POST", admin, {"workspace": "bench"})
-        key = made["api_key"]
-        _call(
-            base + "/admin/workspaces/bench/rate-limit",
-            "PUT",
-            admin,
-            {"quota": 1_000_000, "window": 60},
-        )
-        latencies: list[float] = []
-        errors = [0]
-        stop = time.monotonic() + args.seconds
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp), schedule_interval=None)
+        try:
+            _, made = server.call(
+                "/admin/workspaces", method="POST", key=ADMIN, body={"workspace": "bench"}
+            )
+            key = made["api_key"]
+            server.call(
+                "/admin/workspaces/bench/rate-limit",
+                method="PUT",
+                key=ADMIN,
+                body={"quota": 1_000_000, "window": 60},
+            )
+            latencies: list[float] = []
+            errors = [0]
+            stop = time.monotonic() + args.seconds
 
-        def worker() -> None:
-            while time.monotonic() < stop:
-                started = time.perf_counter()
-                try:
-                    _call(base + "/v2/bench/hits/up", key=key)
-                    latencies.append(time.perf_counter() - started)
-                except OSError:
-                    errors[0] += 1
+            def worker() -> None:
+                while time.monotonic() < stop:
+                    started = time.perf_counter()
+                    try:
+                        status, _ = server.call("/v2/bench/hits/up", key=key)
+                    except OSError:
+                        status = 0
+                    if status == 200:
+                        latencies.append(time.perf_counter() - started)
+                    else:
+                        errors[0] += 1
 
-        threads = [threading.Thread(target=worker) for _ in range(args.connections)]
-        began = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - began
-        value = _call(base + "/v2/bench/hits", key=key)[1]["data"]["value"]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+            threads = [threading.Thread(target=worker) for _ in range(args.connections)]
+            began = time.monotonic()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.monotonic() - began
+            value = server.call("/v2/bench/hits", key=key)[1]["data"]["value"]
+        finally:
+            server.stop()
     cuts = statistics.quantiles(latencies, n=100)
     print("| connections | seconds | requests | req/s | p50 | p99 | errors | counter |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

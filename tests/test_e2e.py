@@ -4,81 +4,19 @@ against its embedded DynamoDB endpoint."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from tally_local.demo import DEMO_KEY
 from tests.conftest import ROOT
+from tests.serve import ADMIN, TALLY, Server, free_port
 
 pytestmark = pytest.mark.e2e
-TALLY = str(Path(sys.executable).with_name("tally"))
-ADMIN = "e2e-admin-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, tmp: Path) -> None:
-        self.port, self.ddb_port = _free_port(), _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / "serve.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-        env["TALLY_ADMIN_TOKEN"] = ADMIN
-        self.env = env
-        self.process = subprocess.Popen(
-            [
-                TALLY,
-                "serve",
-                "--port",
-                str(self.port),
-                "--dynamodb-port",
-                str(self.ddb_port),
-                "--schedule-interval",
-                "1",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log_path.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while "ready in" not in self.log():
-            assert self.process.poll() is None, self.log()
-            assert time.monotonic() < deadline, "tally serve did not start in 30 s"
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def call(self, path: str, *, method: str = "GET", key: str | None = None, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        if key:
-            request.add_header("Authorization", f"Bearer {key}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +100,7 @@ def test_tally_invoke_runs_a_function_against_the_running_serve(server):
 
 def test_tally_invoke_without_an_endpoint_says_what_to_do(server):
     done = invoke(
-        server, ["V2UpFunction", "-e", "events/v2_up.json", "--dynamodb-port", str(_free_port())]
+        server, ["V2UpFunction", "-e", "events/v2_up.json", "--dynamodb-port", str(free_port())]
     )
     assert done.returncode == 1
     assert "tally serve" in done.stderr

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from tally_local.demo import DEMO_KEY, DEMO_WORKSPACE
 from tally_local.docs import document
 from tests.conftest import ROOT
-from tests.test_e2e import ADMIN, Server
+from tests.serve import ADMIN, Server
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = int(os.environ.get("TALLY_FUZZ_EXAMPLES", "25"))
