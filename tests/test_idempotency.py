@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from tally import aws, counters
+from tally import aws, counters, operation
 from tests.conftest import ADMIN_TOKEN, DynamoDBFaults, record_calls
 
 
@@ -198,6 +198,16 @@ def _lose_answers(client, times: int = 1, table: str = "CountersTable", then=Non
     )
 
 
+def _another_change(delta: int):
+    """A change by another request (an operation of its own), landing while this one waits."""
+
+    def change():
+        with operation.begin():
+            counters.change("acme", "c", delta, client=aws.dynamodb())
+
+    return change
+
+
 def test_a_change_whose_answer_is_lost_is_applied_once_and_answered(api, workspace):
     _, key = workspace
     _lose_answers(aws.dynamodb())
@@ -212,10 +222,7 @@ def test_a_lost_answer_that_cannot_be_confirmed_is_503_and_never_applied_twice(a
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)
     # Another change lands before tally can confirm its own: it cannot tell, so it does not retry.
-    _lose_answers(
-        aws.dynamodb(),
-        then=lambda: counters.change("acme", "c", 10, client=aws.dynamodb()),
-    )
+    _lose_answers(aws.dynamodb(), then=_another_change(10))
 
     answer = api("GET", "/v2/acme/c/up", key=key)
 
@@ -226,8 +233,7 @@ def test_a_lost_answer_that_cannot_be_confirmed_is_503_and_never_applied_twice(a
 def test_an_unconfirmed_change_is_a_final_answer_under_its_idempotency_key(api, workspace):
     _, key = workspace
     api("POST", "/account/counters/c/1", key=key)
-    meanwhile = lambda: counters.change("acme", "c", 10, client=aws.dynamodb())  # noqa: E731
-    _lose_answers(aws.dynamodb(), then=meanwhile)
+    _lose_answers(aws.dynamodb(), then=_another_change(10))
 
     first = _keyed(api, "POST", "/account/counters/c/7", key, "pay-1")
     retry = _keyed(api, "POST", "/account/counters/c/7", key, "pay-1")
@@ -359,7 +365,7 @@ def test_an_applied_change_whose_answer_is_lost_any_way_is_confirmed_not_resent(
     api, workspace, monkeypatch, lost, change, value
 ):
     _, key = workspace
-    api("GET", "/v2/acme/c/up", key=key)
+    api("GET", f"/v2/acme/c/{change}", key=key)  # the path's bucket exists: one bucket write
     calls = record_calls(tables=True)
     updates = [0]
 

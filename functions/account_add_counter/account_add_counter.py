@@ -2,13 +2,11 @@
 
 from tally import access, counters, names
 from tally.dialects import backstack
-from tally.http import Request, api_handler
+from tally.http import api_handler
 
 
-@api_handler(changes=True)
-def handler(request: Request):
-    caller = access.account(request, "write")
+@api_handler(auth=access.account("write"), changes=True)
+def handler(request, grant):
     name = names.counter(request.path_params.get("name"))
     delta = names.int64(request.path_params.get("value"), "value")
-    counter = counters.change(caller.workspace, name, delta, op=request.operation)
-    return backstack.counter_answer(name, counter.value)
+    return backstack.counter_answer(name, counters.change(grant.workspace, name, delta).value)

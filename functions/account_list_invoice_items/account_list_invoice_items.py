@@ -2,11 +2,10 @@
 
 from tally import access, invoices
 from tally.dialects import backstack
-from tally.http import Request, api_handler
+from tally.http import api_handler
 
 
-@api_handler
-def handler(request: Request):
-    caller = access.account(request, "read")
+@api_handler(auth=access.account("read"))
+def handler(request, grant):
     limit, cursor = backstack.page_params(request)
-    return 200, invoices.page(caller.workspace, limit=limit, cursor=cursor)
+    return 200, invoices.page(grant.workspace, limit=limit, cursor=cursor)

@@ -2,12 +2,10 @@
 
 from tally import access, counters, names
 from tally.dialects import backstack
-from tally.http import Request, api_handler
+from tally.http import api_handler
 
 
-@api_handler(changes=True)
-def handler(request: Request):
-    caller = access.account(request, "write")
+@api_handler(auth=access.account("write"), changes=True)
+def handler(request, grant):
     name = names.counter(request.path_params.get("name"))
-    counter = counters.set_value(caller.workspace, name, 0, op=request.operation)
-    return backstack.counter_answer(name, counter.value)
+    return backstack.counter_answer(name, counters.set_value(grant.workspace, name, 0).value)

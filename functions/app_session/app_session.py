@@ -1,11 +1,10 @@
 """GET /app/session: the session object, whose account.counters aggregates every counter."""
 
 from tally import access, counters
-from tally.http import Request, api_handler
+from tally.http import api_handler
 
 
-@api_handler
-def handler(request: Request):
-    caller = access.account(request, "read")
-    account = {"id": caller.workspace, "counters": counters.values(caller.workspace)}
+@api_handler(auth=access.account("read"))
+def handler(request, grant):
+    account = {"id": grant.workspace, "counters": counters.values(grant.workspace)}
     return 200, {"account": account}

@@ -2,13 +2,12 @@
 
 from tally import access, keys
 from tally.errors import BadRequest
-from tally.http import Request, api_handler
+from tally.http import api_handler
 from tally.validation import known_fields
 
 
-@api_handler(changes=True)
-def handler(request: Request):
-    caller = access.account(request, "admin")
+@api_handler(auth=access.account("admin"), changes=True)
+def handler(request, grant):
     scopes = known_fields(request.json_body(), "scopes").get("scopes")
     if (
         not isinstance(scopes, list)
@@ -19,7 +18,7 @@ def handler(request: Request):
             "scopes must be a non-empty list of read, write, admin",
             fields={"scopes": "a non-empty subset of read, write, admin"},
         )
-    issued = keys.create_key(caller.workspace, tuple(dict.fromkeys(scopes)))
+    issued = keys.create_key(grant.workspace, tuple(dict.fromkeys(scopes)))
     return 201, {
         "workspace": issued.workspace,
         "api_key": issued.secret,

@@ -1,13 +1,12 @@
 """POST /admin/workspaces {"workspace": "acme"}: a workspace and its first admin key (shown once)."""
 
-from tally import keys, names
-from tally.http import Request, api_handler
+from tally import access, keys, names
+from tally.http import api_handler
 from tally.validation import known_fields
 
 
-@api_handler(changes=True)
-def handler(request: Request):
-    keys.check_admin_token(request.bearer)
+@api_handler(auth=access.operator, changes=True)
+def handler(request, _grant):
     workspace = names.workspace(known_fields(request.json_body(), "workspace").get("workspace"))
     issued = keys.create_workspace(workspace)
     return 201, {

@@ -5,13 +5,12 @@ that, revoking the last admin key would lock the workspace out for good."""
 
 from tally import access, keys
 from tally.errors import NotFound
-from tally.http import Request, api_handler
+from tally.http import api_handler
 
 
-@api_handler(changes=True)
-def handler(request: Request):
-    caller = access.account(request, "admin")
+@api_handler(auth=access.account("admin"), changes=True)
+def handler(request, grant):
     key_id = request.path_params.get("key_id", "")
     if not key_id.isalnum() or len(key_id) > 64:
         raise NotFound(f"no API key '{key_id}' in this workspace")
-    return 200, keys.revoke_key(caller.workspace, key_id, by=caller.key_id)
+    return 200, keys.revoke_key(grant.workspace, key_id, by=grant.caller.key_id)

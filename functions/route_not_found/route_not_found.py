@@ -1,9 +1,9 @@
 """$default: every request no route took. 405 (with Allow) on a known path, else 404."""
 
-from tally import routes
-from tally.http import Request, api_handler
+from tally import access, routes
+from tally.http import api_handler
 
 
-@api_handler
-def handler(request: Request):
+@api_handler(auth=access.anyone)
+def handler(request, _grant):
     raise routes.no_route(request.method, request.path)

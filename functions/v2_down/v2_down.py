@@ -2,14 +2,12 @@
 
 from tally import access, counters
 from tally.dialects import v2
-from tally.http import Request, api_handler
+from tally.http import api_handler
 
 
-@api_handler(changes=True)
-def handler(request: Request):
-    workspace, name = v2.target(request)
-    grant = access.resolve(request, workspace, "write")
-    counter = counters.change(
-        workspace, name, -1, refuse_private=grant.refusal, op=request.operation
+@api_handler(auth=access.counter("write"), changes=True)
+def handler(request, grant):
+    _, name = v2.target(request)
+    return v2.counter_answer(
+        counters.change(grant.workspace, name, -1, refuse_private=grant.refusal)
     )
-    return v2.counter_answer(counter)

@@ -2,10 +2,10 @@
 
 from tally import access
 from tally.dialects import v2
-from tally.http import Request, api_handler
+from tally.http import api_handler
 
 
-@api_handler
-def handler(request: Request):
-    workspace, name = v2.target(request)
-    return v2.counter_answer(access.readable(request, workspace, name))
+@api_handler(auth=access.counter("read"))
+def handler(request, grant):
+    _, name = v2.target(request)
+    return v2.counter_answer(access.readable(grant, name))

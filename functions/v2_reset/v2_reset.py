@@ -2,11 +2,10 @@
 
 from tally import access, counters
 from tally.dialects import v2
-from tally.http import Request, api_handler
+from tally.http import api_handler
 
 
-@api_handler(changes=True)
-def handler(request: Request):
-    workspace, name = v2.target(request)
-    access.resolve(request, workspace, "write").require_own()
-    return v2.counter_answer(counters.set_value(workspace, name, 0, op=request.operation))
+@api_handler(auth=access.counter("write", public=False), changes=True)
+def handler(request, grant):
+    _, name = v2.target(request)
+    return v2.counter_answer(counters.set_value(grant.workspace, name, 0))

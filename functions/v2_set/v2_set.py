@@ -2,12 +2,11 @@
 
 from tally import access, counters, names
 from tally.dialects import v2
-from tally.http import Request, api_handler
+from tally.http import api_handler
 
 
-@api_handler(changes=True)
-def handler(request: Request):
-    workspace, name = v2.target(request)
+@api_handler(auth=access.counter("write", public=False), changes=True)
+def handler(request, grant):
+    _, name = v2.target(request)
     value = names.int64(request.query.get("value"), "value")
-    access.resolve(request, workspace, "write").require_own()
-    return v2.counter_answer(counters.set_value(workspace, name, value, op=request.operation))
+    return v2.counter_answer(counters.set_value(grant.workspace, name, value))

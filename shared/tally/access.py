@@ -1,23 +1,31 @@
-"""Who may do what to a workspace's counters (SPEC: Access).
+"""Who may do what: each route names one of these as its `auth` (tally.http.api_handler), which
+runs before anything else the request could read or write (an Idempotency-Key record included)
+and grants the route's function what it may touch.
 
-A key of the workspace is checked for its scope. Anyone else (no key, or a key of another
-workspace) may only read, up and down *public* counters; what they are refused says nothing
-about whether a private counter exists: 401 without a key, 404 with another workspace's key.
+On a workspace's counters a key of the workspace is checked for its scope. Anyone else (no key,
+or a key of another workspace) may only read, up and down *public* counters; what they are
+refused says nothing about whether a private counter exists: 401 without a key, 404 with another
+workspace's key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from tally import counters, keys
+from tally import counters, idempotency, keys, names
 from tally.errors import NotFound, TallyError, Unauthorized
 from tally.http import Request
 
 
 @dataclass(frozen=True)
-class Access:
-    caller: keys.Caller | None
-    own: bool  # the caller holds a key of this workspace, with the scope asked for
+class Grant:
+    """What a request passed: who it is and whether it holds a key of the workspace it acts on."""
+
+    caller: keys.Caller | None  # None: anonymous, or the operator
+    own: bool  # a key of this workspace, with the scope asked for
+    idempotency_scope: str  # whose Idempotency-Keys: "key:<id>", "operator", "anonymous:<ip>"
+    workspace: str | None = None
 
     def denied(self) -> TallyError:
         if self.caller is None:
@@ -34,31 +42,70 @@ class Access:
             raise self.denied()
 
 
-def resolve(request: Request, workspace: str, scope: str) -> Access:
-    token = request.bearer
-    if token is None:
-        return Access(None, own=False)
-    caller = keys.authenticate(token)
-    if caller.workspace != workspace:
-        return Access(caller, own=False)
-    caller.require(scope)
-    return Access(caller, own=True)
+def _key_grant(caller: keys.Caller, *, own: bool, workspace: str | None) -> Grant:
+    return Grant(caller, own, f"key:{caller.key_id}", workspace)
 
 
-def account(request: Request, scope: str) -> keys.Caller:
+def anyone(request: Request) -> Grant:
+    """No credential needed (the $default route's 404/405)."""
+    return Grant(None, False, f"anonymous:{request.source_ip}")
+
+
+def operator(request: Request) -> Grant:
+    """/admin routes: the bearer must be the operator's admin token."""
+    keys.check_admin_token(request.bearer)
+    return Grant(None, False, "operator")
+
+
+def account(scope: str) -> Callable[[Request], Grant]:
     """Backstack /account routes: the workspace is the key's own; a key is always required."""
-    token = request.bearer
-    if token is None:
-        raise Unauthorized()
-    caller = keys.authenticate(token)
-    caller.require(scope)
-    return caller
+
+    def authorize(request: Request) -> Grant:
+        token = request.bearer
+        if token is None:
+            raise Unauthorized()
+        caller = keys.authenticate(token)
+        caller.require(scope)
+        return _key_grant(caller, own=True, workspace=caller.workspace)
+
+    return authorize
 
 
-def readable(request: Request, workspace: str, name: str) -> counters.Counter:
-    """The counter if this caller may read it; otherwise the refusal that leaks nothing."""
-    grant = resolve(request, workspace, "read")
-    counter = counters.get(workspace, name)
-    if counter is None or not (grant.own or counter.visibility == "public"):
+def counter(scope: str, *, public: bool = True) -> Callable[[Request], Grant]:
+    """/v2/{workspace}/{name} routes: a key of the workspace with `scope`, or, with `public`,
+    anyone where the counter is public (the function decides that, on the counter itself)."""
+
+    def authorize(request: Request) -> Grant:
+        workspace = names.workspace(request.path_params.get("workspace"))
+        token = request.bearer
+        if token is None:
+            grant = Grant(None, False, f"anonymous:{request.source_ip}", workspace)
+        else:
+            caller = keys.authenticate(token)
+            own = caller.workspace == workspace
+            if own:
+                caller.require(scope)
+            grant = _key_grant(caller, own=own, workspace=workspace)
+        if not (public or grant.own):
+            raise grant.denied()
+        if not grant.own and scope == "write" and idempotency.key_of(request.headers) is not None:
+            # A keyed change is claimed before it runs: only a caller the counter admits may
+            # claim one, so check now what the change's own condition would (one read).
+            _require_public(grant, workspace, request.path_params.get("name"))
+        return grant
+
+    return authorize
+
+
+def _require_public(grant: Grant, workspace: str, name: str | None) -> None:
+    found = counters.get(workspace, names.counter(name))
+    if found is None or found.visibility != "public":
+        raise grant.denied()
+
+
+def readable(grant: Grant, name: str) -> counters.Counter:
+    """The counter if this grant may read it; otherwise the refusal that leaks nothing."""
+    found = counters.get(grant.workspace, name)
+    if found is None or not (grant.own or found.visibility == "public"):
         raise NotFound(f"no counter '{name}'") if grant.own else grant.denied()
-    return counter
+    return found

@@ -17,7 +17,6 @@ Item attributes (short names keep a busy counter under 1 KB, i.e. one write unit
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,7 @@ from botocore.exceptions import (
     ClientError,
 )
 
-from tally import aws, clock
+from tally import aws, clock, operation
 from tally.config import settings
 from tally.errors import Conflict, OutcomeUnknown, TallyError, Unavailable
 from tally.names import INT64_MAX, INT64_MIN
@@ -154,34 +153,35 @@ def change(
     delta: int,
     *,
     refuse_private: TallyError | None = None,
-    op: str | None = None,
     now: datetime | None = None,
     client: Any = None,
 ) -> Counter:
     """Add `delta` (signed) in one UpdateItem. Refused as a whole, changing nothing, when the result
     would leave the counter's bounds (409) or, with `refuse_private`, when it is not public.
-    `op` identifies the operation (stable across retries of one request); the same operation is
-    never applied twice in a row."""
+    The running operation (tally.operation) is stamped on the item: the same operation is never
+    applied twice in a row."""
     if abs(delta) > INT64_MAX:  # a total could never hold it (only -2**63 gets here)
         raise Conflict(
             f"{delta} is beyond what a counter's totals can hold", fields={"value": "too large"}
         )
     client = client or aws.dynamodb()
-    op = op or secrets.token_hex(10)
+    op = operation.current()
     at = Moment.of(now or clock.now())
     # The first change of a UTC day (or ISO week) resets that bucket: a different expression.
     # Guess "same day"; a failed guess returns the old item (no extra read) and we retry once.
     rollover = "same_day"
     for _ in range(_ROLLOVER_TRIES):
         update = _change_update(delta, at, rollover, public_only=refuse_private is not None)
-        _stamp(update, op)
+        _stamp(update, op, at.epoch_ms)
         try:
-            answer = _send(client, workspace, name, update, op)
+            answer = _send(client, workspace, name, update, op, at.epoch_ms)
         except ClientError as err:
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             old = err.response.get("Item")
-            if _applied(old, op):  # an earlier attempt of this very operation went through
+            if _applied(
+                old, op, at.epoch_ms
+            ):  # an earlier attempt of this very operation went through
                 return Counter(workspace, name, old)
             _raise_refusal(old, delta, refuse_private)
             rollover = _rollover_for(old, at)
@@ -250,13 +250,12 @@ def set_value(
     name: str,
     value: int,
     *,
-    op: str | None = None,
     now: datetime | None = None,
     client: Any = None,
 ) -> Counter:
     """Set the value outright (reset is value 0). Counts in neither up nor down."""
     client = client or aws.dynamodb()
-    op = op or secrets.token_hex(10)
+    op = operation.current()
     at = Moment.of(now or clock.now())
     update = Update()
     update.set("#v = :n", n=value)
@@ -266,13 +265,13 @@ def set_value(
     update.set("#ca = if_not_exists(#ca, :now)")
     update.require("(attribute_not_exists(#hi) OR #hi >= :n)")
     update.require("(attribute_not_exists(#lo) OR #lo <= :n)")
-    _stamp(update, op)
+    _stamp(update, op, at.epoch_ms)
     try:
-        answer = _send(client, workspace, name, update, op)
+        answer = _send(client, workspace, name, update, op, at.epoch_ms)
     except ClientError as err:
         if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-        if _applied(err.response.get("Item"), op):
+        if _applied(err.response.get("Item"), op, at.epoch_ms):
             return Counter(workspace, name, err.response["Item"])
         raise Conflict(
             f"{value} is outside the counter's bounds", fields={"value": "outside bounds"}
@@ -285,17 +284,29 @@ def set_value(
 # ------------------------------------------------------------------ sending a change
 
 
-def _stamp(update: Update, op: str) -> None:
-    """Every change records its operation id; the same operation cannot apply twice in a row."""
+def _stamp(update: Update, op: str, now_ms: int) -> None:
+    """Every change records its operation id; the same operation cannot apply twice in a row.
+    A stamp older than an operation id lives (`ua`, the last change's time, is the stamp's) was
+    another request reusing an expired Idempotency-Key: that one is applied."""
     update.set("#lop = :op", op=op)
-    update.require("(attribute_not_exists(#lop) OR #lop <> :op)")
+    update.require(
+        "(attribute_not_exists(#lop) OR #lop <> :op OR #ua < :stale)",
+        stale=now_ms - operation.REPEAT_WINDOW_MS,
+    )
 
 
-def _applied(old: dict[str, Any] | None, op: str) -> bool:
-    return bool(old) and old.get("lop", {}).get("S") == op
+def _applied(old: dict[str, Any] | None, op: str, now_ms: int) -> bool:
+    """Whether `old` is the counter as this very operation left it."""
+    return (
+        bool(old)
+        and old.get("lop", {}).get("S") == op
+        and int(old.get("ua", {}).get("N", "0")) >= now_ms - operation.REPEAT_WINDOW_MS
+    )
 
 
-def _send(client: Any, workspace: str, name: str, update: Update, op: str) -> dict[str, Any]:
+def _send(
+    client: Any, workspace: str, name: str, update: Update, op: str, now_ms: int
+) -> dict[str, Any]:
     """Send a change (not idempotent: an ADD) without ever applying it twice.
 
     tally.aws retries it only when DynamoDB refused it (a throttle) or it never left. Any other
@@ -312,26 +323,35 @@ def _send(client: Any, workspace: str, name: str, update: Update, op: str) -> di
         )
     except ClientError as err:
         if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
-            return _resolve(client, workspace, name, op, err)
+            return _resolve(client, workspace, name, op, now_ms, err)
         raise
     except aws.NOT_SENT:
         raise
     except BotoCoreError as err:
-        return _resolve(client, workspace, name, op, err)
+        return _resolve(client, workspace, name, op, now_ms, err)
     if "Attributes" not in answer:  # a cut-off answer (see tally.aws: checksums)
-        return _resolve(client, workspace, name, op, ValueError("answer without Attributes"))
+        lost = ValueError("answer without Attributes")
+        return _resolve(client, workspace, name, op, now_ms, lost)
     return answer
 
 
-def _resolve(client: Any, workspace: str, name: str, op: str, err: Exception) -> dict[str, Any]:
+def _resolve(
+    client: Any, workspace: str, name: str, op: str, now_ms: int, err: Exception
+) -> dict[str, Any]:
     try:  # one consistent read (tally.aws retries it), within the function's time
         item = client.get_item(
             TableName=settings().counters_table, Key=key(workspace, name), ConsistentRead=True
         ).get("Item")
     except (ClientError, BotoCoreError):
-        raise OutcomeUnknown() from err
-    if _applied(item, op):
-        return {"Attributes": item}
+        item = None
+    else:
+        if _applied(item, op, now_ms):
+            return {"Attributes": item}
+    logger.warning(
+        "a change's answer was lost and could not be confirmed: answered 503 OutcomeUnknown",
+        extra={"operation": op, "counter": name, "workspace": workspace, "error": repr(err)},
+    )
+    count("OutcomeUnknown")
     raise OutcomeUnknown() from err
 
 

@@ -55,11 +55,8 @@ class Unprocessable(TallyError):
 class RateLimited(TallyError):
     status, kind = 429, "user"
 
-    def __init__(self, quota: int, window: int, retry_after: int) -> None:
-        super().__init__(
-            f"rate limit exceeded: {quota} requests per {window} s on this path; "
-            f"retry in {retry_after} s"
-        )
+    def __init__(self, limit: str, retry_after: int) -> None:
+        super().__init__(f"rate limit exceeded: {limit}; retry in {retry_after} s")
 
 
 class Unavailable(TallyError):

@@ -1,16 +1,17 @@
 """The HTTP edge: an API Gateway HTTP API (payload 2.0) event in, a proxy answer out.
 
 Each function serves exactly one route, so routing is API Gateway's job; Powertools' event
-handler would add ~100 ms of imports to every cold start (PLATFORM.md) for a router we would not
+handler would add ~100 ms of imports to every cold start (bench/cold_start.py) for a router we would not
 use. What is left is parsing the event and turning every outcome into the caller's dialect, once.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import dataclasses
 import functools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,80 +20,182 @@ from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tally import aws
-from tally.errors import BadRequest, Internal, RateLimited, TallyError, Unavailable
+from tally.errors import (
+    BadRequest,
+    Internal,
+    RateLimited,
+    TallyError,
+    Unauthorized,
+    Unavailable,
+)
 from tally.telemetry import count, logger, metrics, traced
 
 MAX_BODY_BYTES = 16 * 1024
+MAX_BODY_DEPTH = 32  # nested arrays/objects; no request of the API needs more than 3
 # DynamoDB answers that outlasted tally.aws's retries: the caller may retry later (503).
 _TRANSIENT = aws.REFUSED | {
     "InternalServerError",
     "ServiceUnavailable",
     "TransactionInProgressException",
 }
+# RFC 6750: the scheme (any case), one or more spaces, a b64token.
+_BEARER = re.compile(r"bearer +([A-Za-z0-9._~+/-]+=*) *", re.IGNORECASE)
+_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
 class Request:
     method: str
     path: str
+    route: str = "$default"  # the route key: "GET /v2/{workspace}/{name}/up"
     path_params: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
     body: str | None = None
+    body_error: str | None = None  # why the body cannot be read at all: "too large", "not UTF-8"
     source_ip: str = ""
     request_id: str = ""
-    operation: str | None = None  # stable across retries with one Idempotency-Key
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What makes two requests "the same request" for an Idempotency-Key."""
-        body: Any = self.body
-        if body:
-            with contextlib.suppress(ValueError):  # a non-JSON body is compared as text
-                body = json.loads(body)
-        return {"method": self.method, "path": self.path, "query": self.query, "body": body}
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> Request:
         context = event.get("requestContext") or {}
         http = context.get("http") or {}
-        body = event.get("body")
-        if body is not None and event.get("isBase64Encoded"):
-            import base64
-
-            body = base64.b64decode(body).decode("utf-8", errors="replace")
+        body, body_error = _body_of(event)
         return cls(
             method=(http.get("method") or "GET").upper(),
             path=http.get("path") or event.get("rawPath") or "/",
+            route=event.get("routeKey") or context.get("routeKey") or "$default",
             path_params=event.get("pathParameters") or {},
             query=event.get("queryStringParameters") or {},
             headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
             body=body,
+            body_error=body_error,
             source_ip=http.get("sourceIp") or "",
             request_id=context.get("requestId") or "",
         )
 
     @property
     def bearer(self) -> str | None:
+        """The Bearer token, or None when no Authorization header was sent. Any other
+        Authorization (no scheme, another scheme, a malformed token) is no credential: 401."""
         value = self.headers.get("authorization")
-        if not value:
+        if value is None:
             return None
-        scheme, _, token = value.partition(" ")
-        return token.strip() if scheme.lower() == "bearer" and token.strip() else value
+        found = _BEARER.fullmatch(value)
+        if found is None:
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        return found.group(1)
 
-    def json_body(self) -> dict[str, Any]:
-        if self.body is None or not self.body.strip():
-            raise BadRequest("a JSON object body is required", fields={"body": "missing"})
-        if len(self.body.encode()) > MAX_BODY_BYTES:
+    def check_body(self) -> None:
+        """Bound the body before anything parses it: its size, its encoding, its nesting."""
+        if self.body_error == "too large":
             raise BadRequest(
                 f"the body is over {MAX_BODY_BYTES} bytes", fields={"body": "too large"}
             )
+        if self.body_error:
+            raise BadRequest("the body is not valid UTF-8", fields={"body": "not UTF-8"})
+        if self.body and _deeper_than(self.body, MAX_BODY_DEPTH):
+            raise BadRequest(
+                f"the body nests deeper than {MAX_BODY_DEPTH} levels",
+                fields={"body": "nested too deeply"},
+            )
+
+    def json_body(self) -> dict[str, Any]:
+        self.check_body()
+        if self.body is None or not self.body.strip():
+            raise BadRequest("a JSON object body is required", fields={"body": "missing"})
         try:
             data = json.loads(self.body)
         except ValueError as err:
             raise BadRequest("the body is not valid JSON", fields={"body": "invalid JSON"}) from err
         if not isinstance(data, dict):
             raise BadRequest("the body must be a JSON object", fields={"body": "not an object"})
+        bad = _lone_surrogate(data)
+        if bad is not None:
+            raise BadRequest("the body is not valid UTF-8", fields={bad or "body": "not UTF-8"})
         return data
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes two requests "the same request" for an Idempotency-Key (the body is
+        bounded by check_body first)."""
+        body: Any = self.body
+        if body:
+            with contextlib.suppress(ValueError):  # a non-JSON body is compared as text
+                body = json.loads(body)
+        return {"method": self.method, "path": self.path, "query": self.query, "body": body}
+
+    def limit_path(self) -> str:
+        """The path as the rate limiter counts it: the route with each parameter as the handler
+        reads it, so `/account/counters/x/1`, `.../01` and `.../+1` are one path. Every request no
+        route took shares one."""
+        template = self.route.partition(" ")[2]
+        if not template:
+            return "$default"
+
+        def canonical(found: re.Match[str]) -> str:
+            value = self.path_params.get(found.group(1), "")
+            return str(int(value)) if _NUMBER.fullmatch(value) else value
+
+        return re.sub(r"\{(\w+)\}", canonical, template)
+
+
+def _body_of(event: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The body as text, or why it cannot be: sized before it is decoded or copied."""
+    body = event.get("body")
+    if body is None:
+        return None, None
+    if event.get("isBase64Encoded"):
+        if len(body) > (MAX_BODY_BYTES + 2) // 3 * 4:
+            return None, "too large"
+        try:
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError are both ValueErrors
+            return None, "not UTF-8"
+    if len(body) > MAX_BODY_BYTES or len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        return None, "too large"
+    return body, None
+
+
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _deeper_than(text: str, limit: int) -> bool:
+    """Whether JSON text nests arrays/objects deeper than `limit`, found without parsing it (the
+    json module recurses once per level: a deep enough body exhausts the stack)."""
+    depth = 0
+    for token in _STRING_OR_BRACKET.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif bracket in "]}":
+            depth -= 1
+    return False
+
+
+def _lone_surrogate(value: Any, path: str = "") -> str | None:
+    """The field holding a lone surrogate (JSON's "\\ud800" escape, not UTF-8), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and _lone_surrogate(key) is not None:
+            return path
+        found = _lone_surrogate(item, where)
+        if found is not None:
+            return found
+    return None
 
 
 def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict:
@@ -112,13 +215,17 @@ def error_answer(request: Request, err: TallyError, headers: dict[str, str] | No
 
 
 def rate_limit(request: Request) -> Any:
-    """Take a token for this caller and path: the decision, or None when the bucket table is
-    unreachable. Then the request is served anyway (fail open): the limit protects the service,
-    and an outage of the limiter must not become an outage of counting."""
+    """Take what this request costs from its buckets (tally.rate_limit.admit): the decision, or
+    None when the bucket table is unreachable. Then the request is served anyway (fail open): the
+    limit protects the service, and an outage of the limiter must not become an outage of
+    counting."""
     from tally import keys, names, rate_limit
 
     try:
-        caller = keys.identify(request.bearer)
+        try:
+            caller = keys.identify(request.bearer)
+        except Unauthorized:  # a malformed Authorization: anonymous here, refused later
+            caller = None
         workspace = request.path_params.get("workspace")
         try:
             workspace = names.workspace(workspace) if workspace else None
@@ -127,52 +234,51 @@ def rate_limit(request: Request) -> Any:
         workspace = workspace or (caller.workspace if caller else None)
         if workspace:
             logger.append_keys(workspace=workspace)  # a correlation key on every later line
-        policy = rate_limit.policy_for(workspace)
-        who = f"key:{caller.key_id}" if caller else f"ip:{request.source_ip}"
-        return rate_limit.take(rate_limit.bucket_id(who, request.method, request.path), policy)
+        return rate_limit.admit(
+            request.method,
+            request.limit_path(),
+            workspace,
+            key_id=caller.key_id if caller else None,
+            address=request.source_ip,
+        )
     except (ClientError, BotoCoreError) as err:
         logger.warning(
             "rate limit unavailable: failing open",
             extra={"rate_limit": "fail_open", "error": repr(err)},
         )
+        count("RateLimitFailOpen")
         return None
 
 
-Handler = Callable[[Request], tuple[int, dict[str, Any]]]
+# A route's function: the request and what its authorization granted -> (status, body).
+Handler = Callable[[Request, Any], tuple[int, dict[str, Any]]]
+Authorize = Callable[[Request], Any]
 
 
-def _scope(request: Request) -> str:
-    """Whose Idempotency-Keys these are: the key's workspace, or the operator, or an address."""
-    from tally import keys
-
-    caller = keys.identify(request.bearer)
-    if caller is not None:
-        return caller.workspace
-    if request.path.startswith("/admin/"):
-        return "admin"
-    return f"anonymous:{request.path_params.get('workspace', '')}:{request.source_ip}"
-
-
-def _run(fn: Handler, request: Request, context: Any) -> tuple[int, dict[str, Any], dict]:
-    """A changing call: at most once per Idempotency-Key, when the caller sends one."""
-    from tally import idempotency
+def _run(fn: Handler, request: Request, grant: Any, context: Any) -> tuple[int, dict, dict]:
+    """A changing call, run as one operation (tally.operation): at most once per Idempotency-Key
+    when the caller sends one. Only a caller that passed authorization gets here, and its
+    records are its own: the scope is who it is (grant.idempotency_scope)."""
+    from tally import idempotency, operation
 
     key = idempotency.key_of(request.headers)
     if key is None:
-        return (*fn(request), {})
-    scope = _scope(request)
-    request = dataclasses.replace(request, operation=idempotency.operation_id(scope, key))
-    return idempotency.once(scope, key, request.fingerprint(), lambda: fn(request), context)
+        with operation.begin():
+            return (*fn(request, grant), {})
+    scope, fingerprint = grant.idempotency_scope, request.fingerprint()
+    with operation.begin(idempotency.operation_id(scope, key, fingerprint)):
+        return idempotency.once(scope, key, fingerprint, lambda: fn(request, grant), context)
 
 
 def api_handler(
-    fn: Handler | None = None, *, changes: bool = False
+    fn: Handler | None = None, *, auth: Authorize, changes: bool = False
 ) -> Callable[[dict, Any], dict] | Callable[[Handler], Callable[[dict, Any], dict]]:
-    """Wrap a route's function: parse the event, rate-limit, call it (once per Idempotency-Key
-    when it `changes` something), and shape every outcome, errors included, in the dialect of
+    """Wrap a route's function: parse the event, rate-limit, bound the body, authorize (`auth`
+    returns the grant the function gets, or raises), then call it (once per Idempotency-Key
+    when it `changes` something) and shape every outcome, errors included, in the dialect of
     the request's path. No bare 500 and no stack trace ever leaves."""
     if fn is None:
-        return functools.partial(api_handler, changes=changes)
+        return functools.partial(api_handler, auth=auth, changes=changes)
 
     @functools.wraps(fn)
     @logger.inject_lambda_context(
@@ -190,13 +296,13 @@ def api_handler(
                 limit_headers = decision.headers()
                 if not decision.allowed:  # a limited call never reaches the domain
                     count("RateLimited")
-                    raise RateLimited(
-                        decision.policy.quota, decision.policy.window, decision.retry_after_s
-                    )
+                    raise RateLimited(decision.policy.describe(), decision.retry_after_s)
+            request.check_body()
+            grant = auth(request)
             if changes:
-                status, body, extra = _run(fn, request, context)
+                status, body, extra = _run(fn, request, grant, context)
                 return respond(status, body, {**limit_headers, **extra})
-            status, body = fn(request)
+            status, body = fn(request, grant)
             return respond(status, body, limit_headers)
         except TallyError as err:
             return error_answer(request, err, limit_headers)
@@ -221,4 +327,5 @@ def api_handler(
             limit_headers,
         )
 
+    handler.changes = changes  # type: ignore[attr-defined]  # read by the operation-id test
     return handler

@@ -1,21 +1,24 @@
 """Idempotency-Key on every changing call, through Powertools' idempotency utility and its
 DynamoDB persistence layer.
 
-A record is keyed by (scope, key), the scope being the workspace (and, for anonymous callers,
-their address), under one prefix for every route: the same key sent with another method, path
-or body is a mismatch (422), wherever it was first used. A first request costs two calls (claim
+A record is keyed by (scope, key), the scope being who the caller proved to be: its API key's id,
+the operator, or (no key) its address, under one prefix for every route: the same key sent with
+another method, path or body is a mismatch (422), wherever it was first used. Only a caller
+that passed the route's authorization reaches a record (tally.http.api_handler), so no caller
+can read, replay or block another's. A first request costs two calls (claim
 the key, then store the answer); a repeat costs one (the failed claim returns the record).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from tally import aws
+from tally import aws, operation
 from tally.config import settings
 from tally.errors import (
     BadRequest,
@@ -29,7 +32,7 @@ from tally.telemetry import count, logger
 
 HEADER = "idempotency-key"
 _VALID = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
-TTL_SECONDS = 24 * 3600
+TTL_SECONDS = operation.REPEAT_WINDOW_MS // 1000
 
 
 def key_of(headers: dict[str, str]) -> str | None:
@@ -45,11 +48,11 @@ def key_of(headers: dict[str, str]) -> str | None:
     return key
 
 
-def operation_id(scope: str, key: str | None) -> str | None:
-    """A stable id for one logical operation, stamped on the counter it changes."""
-    if key is None:
-        return None
-    return hashlib.sha256(f"{scope}\n{key}".encode()).hexdigest()[:20]
+def operation_id(scope: str, key: str, fingerprint: dict[str, Any]) -> str:
+    """The id of the operation a keyed request performs (tally.operation): the same for every
+    attempt of one request, different for another request under the same key."""
+    request = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{scope}\n{key}\n{request}".encode()).hexdigest()[:20]
 
 
 @lru_cache(maxsize=1)

@@ -8,14 +8,15 @@ first, strongly consistent.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
-import secrets
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, clock
+from tally import aws, clock, operation
 from tally.config import settings
 from tally.errors import BadRequest, Conflict
 
@@ -23,33 +24,40 @@ MAX_AMOUNT = 10**12
 BY_TIME = "by_time"
 
 
-def new_id() -> str:
-    return f"ivi_{secrets.token_hex(12)}"
+def create(workspace: str, amount: int, description: str, *, client: Any = None) -> dict:
+    """Put one item, once per operation (tally.operation): its id is the operation's, so every
+    attempt of one request meets the same item. A put resent after a lost answer finds its own
+    record (the same `created`) and passes; a later attempt (its answer was never stored)
+    answers the item the first one made. An item older than an operation id lives was made by
+    an earlier request that used the same Idempotency-Key before its record expired: this one
+    is new, and takes the next id in that key's line, so its own retries find it in turn."""
+    client = client or aws.dynamodb()
+    item_id = f"ivi_{operation.current()}"
+    stale = clock.iso(clock.now() - timedelta(milliseconds=operation.REPEAT_WINDOW_MS))
+    for _ in range(_GENERATIONS):
+        record = record_of(workspace, amount, description, "api", item_id)
+        try:
+            client.put_item(
+                TableName=settings().invoice_items_table,
+                Item=record,
+                ConditionExpression="attribute_not_exists(item_id) OR created = :created",
+                ExpressionAttributeValues={":created": record["created"]},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return render(record)
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            old = err.response.get("Item") or {}
+        if old.get("workspace", {}).get("S") != workspace:
+            break
+        if old["timestamp"]["S"] >= stale:
+            return render(old)
+        item_id = "ivi_" + hashlib.sha256(old["item_id"]["S"].encode()).hexdigest()[:20]
+    raise Conflict(f"invoice item {item_id} exists; send this request with a new Idempotency-Key")
 
 
-def create(
-    workspace: str,
-    amount: int,
-    description: str,
-    *,
-    item_id: str | None = None,
-    client: Any = None,
-) -> dict[str, Any]:
-    record = record_of(workspace, amount, description, "api", item_id or new_id())
-    try:
-        # A put resent after a lost answer finds its own record (the same `created`, time and id)
-        # and passes; another put for an id already taken is refused.
-        (client or aws.dynamodb()).put_item(
-            TableName=settings().invoice_items_table,
-            Item=record,
-            ConditionExpression="attribute_not_exists(item_id) OR created = :created",
-            ExpressionAttributeValues={":created": record["created"]},
-        )
-    except ClientError as err:
-        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
-        raise Conflict(f"invoice item {record['item_id']['S']} exists") from err
-    return render(record)
+_GENERATIONS = 100  # times one Idempotency-Key can be reused, a day or more apart each time
 
 
 def record_of(

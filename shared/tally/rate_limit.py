@@ -8,6 +8,16 @@ a single conditional write with no read:
   full or new:            SET tat = now + interval IF tat < now (or no item)
 A per-container hint picks the likely case; a wrong guess returns the item as it was (ALL_OLD),
 which decides the next attempt. Worst case three calls; the common case one.
+
+Which buckets a request takes from (`admit`, README: Rate limits):
+  - a caller with a valid key: one bucket per key x method x path, the path in canonical form
+    (tally.http.Request.limit_path), so one counter or number spelt many ways is one bucket;
+    and each time that takes a *new* bucket (none yet, or idle past its expiry), one token from
+    the key's bucket of new paths (SPREAD x the quota per window): varying the path cannot
+    multiply a key's allowance without limit, and a busy path costs one write a request;
+  - anyone else (no key, or one that is not valid): one bucket per address and workspace (an
+    existing one; every other path shares one bucket per address). One write per request,
+    refused or not, however the path varies.
 """
 
 from __future__ import annotations
@@ -25,11 +35,31 @@ _TRIES = 3
 _TTL_MARGIN_S = 60
 
 
+# A key may open this many new path buckets per window for every request its quota allows on
+# one path: room for a backend touching many counters, a limit to one inventing paths.
+SPREAD = 10
+
+
 @dataclass(frozen=True)
 class Policy:
     quota: int = 600  # requests per window = the bucket's capacity
     window: int = 60  # seconds to refill from empty
     name: str = "default"
+    counts: str = "requests per {window} s on this path"  # what one bucket counts
+
+    @property
+    def anonymous(self) -> Policy:
+        counts = "requests per {window} s from this address to this workspace"
+        return Policy(self.quota, self.window, self.name, counts)
+
+    @property
+    def spread(self) -> Policy:
+        counts = "new paths per {window} s for this API key"
+        return Policy(self.quota * SPREAD, self.window, "new-paths", counts)
+
+    def describe(self) -> str:
+        """What this policy limits, for a 429: "600 requests per 60 s on this path"."""
+        return f"{self.quota} {self.counts.format(window=self.window)}"
 
     @property
     def interval_us(self) -> int:
@@ -50,6 +80,7 @@ class Decision:
     remaining: int
     full_in_s: int  # seconds until the bucket is full again
     retry_after_s: int = 0
+    fresh: bool = False  # the take opened a new bucket (none yet, or idle past its expiry)
 
     def headers(self) -> dict[str, str]:
         out = {
@@ -100,7 +131,7 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
                 TableName=settings().rate_limits_table,
                 Key={"bucket": {"S": bucket}},
                 ExpressionAttributeNames={"#tat": "tat", "#exp": "expires"},
-                ReturnValues="UPDATED_NEW",
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **update,
             )
@@ -118,13 +149,15 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
                 )
             full = tat is None or tat < now
             continue
-        tat = int(answer["Attributes"]["tat"]["N"])
+        old = answer.get("Attributes")
+        tat = now + interval if full else int(old["tat"]["N"]) + interval
         _hints.put(bucket, tat, policy.window)
         return Decision(
             policy,
             allowed=True,
             remaining=max(0, (now + policy.quota * interval - tat) // interval),
             full_in_s=math.ceil((tat - now) / 1_000_000),
+            fresh=old is None or int(old.get("expires", {}).get("N", "0")) < now // 1_000_000,
         )
     raise RuntimeError("rate limit bucket did not settle")  # unreachable: tat only grows
 
@@ -133,26 +166,53 @@ def _numbers(**values: int) -> dict[str, Any]:
     return {f":{k}": {"N": str(v)} for k, v in values.items()}
 
 
+def admit(
+    method: str,
+    path: str,
+    workspace: str | None,
+    *,
+    key_id: str | None,
+    address: str,
+    client: Any = None,
+) -> Decision:
+    """Take what one request costs (see the module's docstring): the refusal that stops it, or
+    the decision on its own path."""
+    policy = policy_for(workspace, client=client)  # None: no such workspace
+    if key_id is None:
+        bucket = f"ip:{address}#{workspace if policy else '*'}"
+        return take(bucket, (policy or DEFAULT).anonymous, client=client)
+    policy = policy or DEFAULT
+    decision = take(bucket_id(f"key:{key_id}", method, path), policy, client=client)
+    if decision.allowed and decision.fresh:
+        opened = take(f"key:{key_id}#new-paths", policy.spread, client=client)
+        if not opened.allowed:
+            return opened
+    return decision
+
+
 # ------------------------------------------------------------------ per-workspace policies
 
 _policies = WarmCache()
 
 
-def policy_for(workspace: str | None, *, client: Any = None) -> Policy:
-    """The workspace's own limit if an operator set one, else the default (cached while warm)."""
+def policy_for(workspace: str | None, *, client: Any = None) -> Policy | None:
+    """The workspace's limit: its own if an operator set one, else the default; None when there
+    is no such workspace (cached while warm, absence too)."""
     if workspace is None:
-        return DEFAULT
+        return None
 
-    def load() -> Policy:
+    def load() -> Policy | None:
         item = (
             (client or aws.dynamodb())
             .get_item(
                 TableName=settings().workspaces_table,
                 Key={"workspace": {"S": workspace}},
-                ProjectionExpression="rl_quota, rl_window",
+                ProjectionExpression="workspace, rl_quota, rl_window",
             )
-            .get("Item", {})
+            .get("Item")
         )
+        if item is None:
+            return None
         if "rl_quota" not in item:
             return DEFAULT
         return Policy(int(item["rl_quota"]["N"]), int(item["rl_window"]["N"]), "workspace")
