@@ -42,3 +42,8 @@ def current() -> str:
     """The running request's operation id. Outside a request (the billing run, a script) each
     call is an operation of its own."""
     return _current.get() or new_id()
+
+
+def running() -> str | None:
+    """The operation id the edge began for the running request, if any."""
+    return _current.get()

@@ -4,6 +4,7 @@ traces (active in Lambda only). Nothing here logs a secret: events are never log
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,33 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "tally"  # the service name and metrics namespace: constants of the product, not config
-logger = Logger(service=SERVICE)
+# A request must not be able to write a large log line (a deep body once made a 300 KB
+# traceback): each logged value is cut to these many characters, a traceback keeping its tail.
+MAX_VALUE = 1024
+MAX_EXCEPTION = 2048
+
+
+def _cut(value: Any, limit: int) -> Any:
+    if not isinstance(value, str):
+        value = json.dumps(value, separators=(",", ":"), default=str)
+        if len(value) <= limit:
+            return json.loads(value)
+    if len(value) <= limit:
+        return value
+    head = limit // 4
+    return f"{value[:head]}...[{len(value) - limit} characters cut]...{value[head - limit :]}"
+
+
+def _bounded_json(record: dict[str, Any]) -> str:
+    """Powertools' JSON line, every value bounded (see MAX_VALUE)."""
+    bounded = {
+        key: _cut(value, MAX_EXCEPTION if key == "exception" else MAX_VALUE)
+        for key, value in record.items()
+    }
+    return json.dumps(bounded, separators=(",", ":"), default=str)
+
+
+logger = Logger(service=SERVICE, json_serializer=_bounded_json)
 metrics = Metrics(namespace=SERVICE, service=SERVICE)
 
 
@@ -51,5 +78,5 @@ def traced(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
 
 def count(name: str, value: int = 1) -> None:
     """One EMF count: CounterChanges, BoundRefusals, RateLimited, IdempotentReplays,
-    DynamoDBThrottles, RateLimitFailOpen, Requests."""
+    DynamoDBThrottles, DynamoDBFailures, RateLimitFailOpen, OutcomeUnknown, Requests."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
