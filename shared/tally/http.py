@@ -156,7 +156,8 @@ def _body_of(event: dict[str, Any]) -> tuple[str | None, str | None]:
     return body, None
 
 
-_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# A string (an unterminated one runs to the end: no rescanning, linear time) or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 def _deeper_than(text: str, limit: int) -> bool:

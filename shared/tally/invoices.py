@@ -129,7 +129,12 @@ def _encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
+_MAX_CURSOR = 512  # the cursors this API gives are ~150 characters
+
+
 def _decode_cursor(cursor: str, workspace: str) -> dict[str, Any]:
+    if len(cursor) > _MAX_CURSOR:  # bounded before it is decoded or parsed (nesting included)
+        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
     try:
         plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         item_id, created = str(plain["i"]), str(plain["c"])
