@@ -60,7 +60,7 @@ def build_event(request: Request, route: Route, path_params: dict[str, str]) -> 
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
-        "rawPath": request.path,
+        "rawPath": request.path,  # decoded, as HTTP APIs send it (%2F arrives as /)
         "rawQueryString": request.query_string.decode(),
         "headers": headers,
         "requestContext": {
@@ -159,6 +159,7 @@ class Gateway:
         request = Request(environ)
         started = time.perf_counter()
         local = docs.answer(request)  # /openapi.json and /docs: local tooling, not routes
+        # On the decoded path, as API Gateway HTTP APIs route: an encoded slash separates too.
         matched = self.match(request.method, request.path) if local is None else None
         if local is not None:
             response, name = local, "docs"

@@ -1,4 +1,5 @@
-"""The local gateway with hostile paths: its access log keeps one request on one line."""
+"""The local gateway with hostile paths: its access log keeps one request on one line, and odd or
+encoded paths reach the handlers as API Gateway would send them, never as a 500."""
 
 from __future__ import annotations
 
@@ -200,6 +201,112 @@ def test_loggable_cuts_between_escapes_and_says_how_much_is_left():
     assert loggable("ab\ncd", 3) == "ab...[+3]"  # not "ab\\"
 
 
+# ------------------------------------------------------------------ paths, as API Gateway sends them
+
+
+@pytest.fixture
+def events(monkeypatch) -> list[tuple[str, dict]]:
+    """(function, event) for every invocation from now on."""
+    seen: list[tuple[str, dict]] = []
+    invoke = gateway.invoke
+
+    def record(fn, event):
+        seen.append((fn.logical_id, event))
+        return invoke(fn, event)
+
+    monkeypatch.setattr(gateway, "invoke", record)
+    return seen
+
+
+def test_the_event_carries_the_decoded_path_and_the_raw_query(logged, events):
+    """API Gateway HTTP APIs decode the path before routing and send it decoded, in rawPath too
+    (live captures: hotsock/voker vokerhttp/testdata/ingress-paths.json, e.g. /capture/space%20value
+    arrives as rawPath "/capture/space value"); the query string stays as sent in rawQueryString."""
+    logged.send("/v2/acme/caf%C3%A9%20bar?q=a%20b&q=%26")
+
+    ((function, event),) = events
+    assert function == "V2GetCounterFunction"
+    assert event["routeKey"] == "GET /v2/{workspace}/{name}"
+    assert event["rawPath"] == event["requestContext"]["http"]["path"] == "/v2/acme/café bar"
+    assert event["pathParameters"] == {"workspace": "acme", "name": "café bar"}
+    assert event["rawQueryString"] == "q=a%20b&q=%26"
+    assert event["queryStringParameters"] == {"q": "a b,&"}
+
+
+@pytest.mark.parametrize("slash", ["%2F", "%2f"])
+def test_an_encoded_slash_separates_segments_as_in_api_gateway(logged, events, slash):
+    """API Gateway HTTP APIs route on the decoded path: %2F is a separator like /, and /a%2Fb
+    never reaches a {name} route as "a/b" (hotsock/voker's live captures: /capture/slash%2Fvalue
+    arrives as rawPath "/capture/slash/value"; fastify/aws-lambda-fastify#169 shows the same
+    event). tally serve does the same, so it cannot promise locally what AWS would not keep."""
+    logged.send(f"/v2/acme/sentinel{slash}up")
+
+    ((function, event),) = events
+    assert function == "V2UpFunction"
+    assert event["routeKey"] == "GET /v2/{workspace}/{name}/up"
+    assert event["rawPath"] == "/v2/acme/sentinel/up"
+    assert event["pathParameters"] == {"workspace": "acme", "name": "sentinel"}
+
+
+ODD_SEGMENTS = {
+    "dot-dot-encoded": "%2e%2e",
+    "dot-dot-encoded-upper": "%2E%2E",
+    "dot-dot": "..",
+    "dot": ".",
+    "nul": "sentinel%00",
+    "nul-alone": "%00",
+    "question-mark": "sentinel%3Fa=1",
+    "hash": "sentinel%23up",
+    "non-utf8": "%FF",
+    "non-utf8-pair": "sentinel%FF%FE",
+    "truncated-utf8": "sentinel%C3",
+    "overlong-utf8-slash": "%C0%AF",
+    "bad-escape": "sentinel%zz",
+    "lone-percent": "sentinel%",
+    "encoded-percent": "sentinel%25",
+    "double-encoded-slash": "sentinel%252Fup",
+    "backslash": "sentinel%5Cup",
+    "space": "sentinel%20up",
+    "overlong": "s" * 5_000,
+    "overlong-encoded": "%41" * 3_000,
+}
+
+# A few of them in the other places a parameter can be (all of them would double the run time).
+ELSEWHERE = ["dot-dot-encoded", "nul", "question-mark", "non-utf8", "double-encoded-slash"]
+
+ODD_PATHS = {
+    **{f"v2-{label}": f"/v2/acme/{segment}" for label, segment in ODD_SEGMENTS.items()},
+    **{f"v2-up-{label}": f"/v2/acme/{ODD_SEGMENTS[label]}/up" for label in ELSEWHERE},
+    **{f"v2-ws-{label}": f"/v2/{ODD_SEGMENTS[label]}/sentinel/up" for label in ELSEWHERE},
+    **{
+        f"backstack-{label}": f"/account/counters/{segment}/settings"
+        for label, segment in ODD_SEGMENTS.items()
+    },
+    "v2-double-slash": "/v2//acme/sentinel/up",
+    "v2-double-slash-inner": "/v2/acme//sentinel/up",
+    "v2-double-slash-end": "/v2/acme/sentinel//up",
+    "v2-trailing-slash": "/v2/acme/sentinel/up/",
+    "v2-dot-dot-back": "/v2/acme/x/../sentinel/up",
+    "v2-encoded-dot-dot-back": "/v2/acme/x/%2e%2e/sentinel/up",
+    "backstack-encoded-slash": "/account/counters/sentinel%2Fx/settings",
+    "backstack-double-slash": "/account//counters/sentinel/settings",
+}
+
+
+@pytest.mark.parametrize("raw", ODD_PATHS.values(), ids=ODD_PATHS.keys())
+def test_an_odd_path_gets_a_4xx_in_its_dialect_never_a_500(logged, raw):
+    answer = logged.send(raw)
+
+    body = answer.get_json()
+    assert answer.status_code in (400, 404, 405), body
+    if raw.startswith("/v2/"):
+        assert body["code"] == str(answer.status_code) and body["message"]
+    else:
+        assert body["error"]["code"] == answer.status_code and body["error"]["message"]
+    assert_one_safe_line(logged.lines())
+    assert logged.value("sentinel") == 1
+
+
 # ------------------------------------------------------------------ over a real socket
 
 
@@ -253,3 +360,17 @@ def test_tally_serve_escapes_raw_control_bytes_on_the_request_line(server, acme)
     assert status == 400
     line = assert_one_safe_line(lines)
     assert " /v2/acme/sentinel\\x1b[2J\\x7f\\x9b?a=\\x00\\x1b 400 V2GetCounterFunction " in line
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "target",
+    [b"/v2/acme/%FF/up", b"/v2/acme/sentinel%00", b"/v2/acme/" + b"%41" * 3000],
+    ids=["non-utf8", "nul", "overlong"],
+)
+def test_tally_serve_answers_odd_encodings_with_a_400(server, acme, target):
+    status, lines = send_raw(server, acme, target)
+
+    assert status == 400
+    assert len(assert_one_safe_line(lines)) < 600
+    assert server.call("/v2/acme/sentinel", key=acme)[1]["data"]["value"] == 1
