@@ -10,7 +10,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from werkzeug.wrappers import Request, Response
 
@@ -60,7 +60,7 @@ def build_event(request: Request, route: Route, path_params: dict[str, str]) -> 
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
-        "rawPath": request.path,
+        "rawPath": request.path,  # decoded, as HTTP APIs send it (%2F arrives as /)
         "rawQueryString": request.query_string.decode(),
         "headers": headers,
         "requestContext": {
@@ -110,6 +110,34 @@ def to_response(result: Any) -> Response:
     return response
 
 
+def raw_target(request: Request) -> str:
+    """The request target as the client sent it, still percent-encoded: werkzeug and gunicorn put
+    it in RAW_URI, uWSGI and mod_wsgi in REQUEST_URI; without either, the decoded path quoted."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw:
+        # WSGI carries bytes in latin-1 strings (PEP 3333): undo that as werkzeug does for paths.
+        return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+    query = request.query_string.decode("latin-1")
+    return quote(request.path) + (f"?{query}" if query else "")
+
+
+def loggable(text: str, limit: int) -> str:
+    """`text` as one field of one log line: every character that is not printable (C0 and C1
+    controls, DEL, U+2028/U+2029, format characters...) and the backslash itself escaped as
+    Python escapes them (\\n, \\x85, \\u2028, \\\\), and at most `limit` characters, then
+    ...[+N] for the N characters of `text` left out."""
+    out: list[str] = []
+    size = 0
+    for index, char in enumerate(text):
+        if not char.isprintable() or char == "\\":
+            char = char.encode("unicode_escape").decode("ascii")
+        if size + len(char) > limit:  # whole escapes only: a cut never leaves half of one
+            return "".join(out) + f"...[+{len(text) - index}]"
+        out.append(char)
+        size += len(char)
+    return "".join(out)
+
+
 class Gateway:
     def __init__(self, template: Template, log: Any = sys.stderr) -> None:
         self.template = template
@@ -131,6 +159,7 @@ class Gateway:
         request = Request(environ)
         started = time.perf_counter()
         local = docs.answer(request)  # /openapi.json and /docs: local tooling, not routes
+        # On the decoded path, as API Gateway HTTP APIs route: an encoded slash separates too.
         matched = self.match(request.method, request.path) if local is None else None
         if local is not None:
             response, name = local, "docs"
@@ -144,14 +173,17 @@ class Gateway:
             try:
                 response = to_response(invoke(fn, build_event(request, route, params)))
             except Exception as err:  # a handler crash: Lambda's answer through API Gateway
-                print(f"tally serve: {name} raised {err!r}", file=self.log, flush=True)
+                # repr escapes what is not printable; the precision bounds what a request put in
+                print(f"tally serve: {name} raised {err!r:.500}", file=self.log, flush=True)
                 response = Response(
                     '{"message":"Internal Server Error"}', 500, content_type="application/json"
                 )
         elapsed = (time.perf_counter() - started) * 1000
+        # The client chose the method and the target: escaped and bounded, so one request is one
+        # line (a decoded %0A in the path would start a forged one), the target as it was sent.
         print(
-            f"{request.remote_addr} {request.method} {request.full_path.rstrip('?')} "
-            f"{response.status_code} {name} {elapsed:.1f}ms",
+            f"{request.remote_addr} {loggable(request.method, 32)} "
+            f"{loggable(raw_target(request), 400)} {response.status_code} {name} {elapsed:.1f}ms",
             file=self.log,
             flush=True,
         )
