@@ -10,7 +10,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
 from werkzeug.wrappers import Request, Response
 
@@ -144,23 +144,30 @@ class Gateway:
         self.routes = template.routes()
         self.log = log
 
-    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    def match(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route for a path as it was sent (still percent-encoded), and its parameters.
+
+        Routing is segment by segment on the raw path: a `/` on the wire separates segments and
+        an encoded one (%2F) stays inside its segment, so `/v2/acme/x%2Fup` is the counter
+        "x/up" (a bad name: 400) and never the `up` route of counter "x". Each segment is then
+        decoded to compare with a literal segment or to become a path parameter."""
+        segments = [unquote(segment) for segment in raw_path.split("/")]
         for route in self.routes:
             if route.path == "$default":
                 return route, {}
             if route.method not in (method, "ANY"):
                 continue
-            found = route.pattern.fullmatch(path)
-            if found:
-                return route, found.groupdict()
+            params = route.match_segments(segments)
+            if params is not None:
+                return route, params
         return None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         started = time.perf_counter()
         local = docs.answer(request)  # /openapi.json and /docs: local tooling, not routes
-        # On the decoded path, as API Gateway HTTP APIs route: an encoded slash separates too.
-        matched = self.match(request.method, request.path) if local is None else None
+        raw_path = raw_target(request).partition("?")[0]
+        matched = self.match(request.method, raw_path) if local is None else None
         if local is not None:
             response, name = local, "docs"
         elif matched is None:  # no $default route in the template: API Gateway's own answer

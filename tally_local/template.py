@@ -53,6 +53,30 @@ class Route:
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex)
         return re.compile(regex)
 
+    def match_segments(self, segments: list[str]) -> dict[str, str] | None:
+        """The path parameters if the path's (decoded) segments fit this route, else None: a
+        literal segment must be equal, `{name}` takes one segment, `{name+}` the rest."""
+        parts = self.path.split("/")
+        params: dict[str, str] = {}
+        for index, part in enumerate(parts):
+            greedy = re.fullmatch(r"\{(\w+)\+\}", part)
+            if greedy:
+                rest = segments[index:]
+                if not rest or not all(rest):
+                    return None
+                params[greedy.group(1)] = "/".join(rest)
+                return params
+            if index >= len(segments):
+                return None
+            variable = re.fullmatch(r"\{(\w+)\}", part)
+            if variable:
+                if not segments[index]:
+                    return None
+                params[variable.group(1)] = segments[index]
+            elif part != segments[index]:
+                return None
+        return params if len(segments) == len(parts) else None
+
     @property
     def specificity(self) -> tuple[int, int, int]:
         """API Gateway prefers literal paths, then fewer variables, then non-greedy ones."""
