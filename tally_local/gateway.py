@@ -142,6 +142,7 @@ class Gateway:
     def __init__(self, template: Template, log: Any = sys.stderr) -> None:
         self.template = template
         self.routes = template.routes()
+        self.cors = template.cors()
         self.log = log
 
     def match(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
@@ -165,11 +166,14 @@ class Gateway:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         started = time.perf_counter()
-        local = docs.answer(request)  # /openapi.json and /docs: local tooling, not routes
+        if self.cors and self.cors.is_preflight(request):  # the gateway's own, as in AWS
+            local, name = self.cors.preflight(request), "cors-preflight"
+        else:
+            local, name = docs.answer(request), "docs"  # /openapi.json, /docs: local tooling
         raw_path = raw_target(request).partition("?")[0]
         matched = self.match(request.method, raw_path) if local is None else None
         if local is not None:
-            response, name = local, "docs"
+            response = local
         elif matched is None:  # no $default route in the template: API Gateway's own answer
             response = Response('{"message":"Not Found"}', 404, content_type="application/json")
             name = "-"
@@ -185,6 +189,8 @@ class Gateway:
                 response = Response(
                     '{"message":"Internal Server Error"}', 500, content_type="application/json"
                 )
+        if self.cors and name != "cors-preflight":  # every answer, errors included
+            response = self.cors.apply(request, response)
         elapsed = (time.perf_counter() - started) * 1000
         # The client chose the method and the target: escaped and bounded, so one request is one
         # line (a decoded %0A in the path would start a forged one), the target as it was sent.

@@ -197,6 +197,25 @@ class Template:
                     )
         return merged
 
+    # -------------------------------------------------------------- the HTTP API
+    def cors(self) -> Any:
+        """The HTTP API's CorsConfiguration, its parameters resolved; None without one."""
+        from tally_local.cors import Cors
+
+        for res in self.resources.values():
+            if res.get("Type") == "AWS::Serverless::HttpApi":
+                config = (res.get("Properties") or {}).get("CorsConfiguration")
+                if config:
+                    return Cors.from_config({k: self._resolve_any(v) for k, v in config.items()})
+        return None
+
+    def _resolve_any(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self._resolve_any(v) for v in value]
+        if isinstance(value, bool):
+            return value
+        return self.resolve(value)
+
     # -------------------------------------------------------------- intrinsics
     def resolve(self, value: Any) -> str:
         """The local value of a template expression: a table's name is its logical id."""
