@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 from werkzeug.test import Client
 
-from tally import aws, config, idempotency, keys, rate_limit
+from tally import aws, config, idempotency, keys, rate_limit, workspaces
 from tally_local import dynamodb
 from tally_local.cli import DEFAULT_ADMIN_TOKEN
 from tally_local.demo import DEMO_KEY, seed_demo
@@ -32,7 +32,7 @@ def _clear_caches() -> None:
     keys._cache.clear()
     idempotency._machinery.cache_clear()
     rate_limit._hints.clear()
-    rate_limit._policies.clear()
+    workspaces._cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,6 @@ from tally import access, counters
 from tally.http import api_handler
 
 
-@api_handler(auth=access.account("read"))
+@api_handler(auth=access.account("read"), cache="no-cache")
 def handler(request, grant):
     return 200, {"counters": counters.values(grant.workspace)}

@@ -1,7 +1,7 @@
 """PUT /account/counters/{name}/settings: set up a counter (admin). Fields given are set, null
 clears a bound or billing; a bound the current value already breaks is 409."""
 
-from tally import access, counter_settings, names, requests
+from tally import access, counter_settings, names, requests, workspaces
 from tally.http import api_handler
 from tally.validation import parse
 
@@ -10,4 +10,6 @@ from tally.validation import parse
 def handler(request, grant):
     name = names.counter(request.path_params.get("name"))
     change = parse(requests.SETTINGS_CHANGE, request.json_body())
-    return 200, {"id": name, **counter_settings.put(grant.workspace, name, change)}
+    default = workspaces.default_visibility(grant.workspace)
+    settings = counter_settings.put(grant.workspace, name, change, default_visibility=default)
+    return 200, {"id": name, **settings}

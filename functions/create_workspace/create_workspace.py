@@ -1,17 +1,21 @@
-"""POST /admin/workspaces {"workspace": "acme"}: a workspace and its first admin key (shown once)."""
+"""POST /admin/workspaces {"workspace": "acme", "default_visibility": "private"}: a workspace and
+its first admin key (shown once). Counters are private unless the workspace asks for public."""
 
-from tally import access, keys, names
+from tally import access, keys, names, workspaces
 from tally.http import api_handler
 from tally.validation import known_fields
 
 
 @api_handler(auth=access.operator, changes=True)
 def handler(request, _grant):
-    workspace = names.workspace(known_fields(request.json_body(), "workspace").get("workspace"))
-    issued = keys.create_workspace(workspace)
+    body = known_fields(request.json_body(), "workspace", "default_visibility")
+    workspace = names.workspace(body.get("workspace"))
+    default = workspaces.visibility(body.get("default_visibility", "private"))
+    issued = keys.create_workspace(workspace, default_visibility=default)
     return 201, {
         "workspace": issued.workspace,
         "api_key": issued.secret,
         "key_id": issued.key_id,
         "scopes": list(issued.scopes),
+        "default_visibility": default,
     }

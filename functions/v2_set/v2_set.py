@@ -9,4 +9,7 @@ from tally.http import api_handler
 def handler(request, grant):
     _, name = v2.target(request)
     value = names.int64(request.query.get("value"), "value")
-    return v2.counter_answer(counters.set_value(grant.workspace, name, value))
+    counter = counters.set_value(
+        grant.workspace, name, value, default_visibility=grant.default_visibility
+    )
+    return v2.counter_answer(counter)

@@ -8,6 +8,11 @@ from tally.http import api_handler
 @api_handler(auth=access.counter("write"), changes=True)
 def handler(request, grant):
     _, name = v2.target(request)
-    return v2.counter_answer(
-        counters.change(grant.workspace, name, +1, refuse_private=grant.refusal)
+    counter = counters.change(
+        grant.workspace,
+        name,
+        +1,
+        refuse_private=grant.refusal,
+        default_visibility=grant.default_visibility,
     )
+    return v2.counter_answer(counter)

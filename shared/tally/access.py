@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tally import counters, idempotency, keys, names
+from tally import counters, idempotency, keys, names, workspaces
 from tally.errors import NotFound, TallyError, Unauthorized
 from tally.http import Request
 
@@ -26,6 +26,7 @@ class Grant:
     own: bool  # a key of this workspace, with the scope asked for
     idempotency_scope: str  # whose Idempotency-Keys: "key:<id>", "operator", "anonymous:<ip>"
     workspace: str | None = None
+    default_visibility: str = "private"  # the workspace's, for counters with none of their own
 
     def denied(self) -> TallyError:
         if self.caller is None:
@@ -40,10 +41,6 @@ class Grant:
     def require_own(self) -> None:
         if not self.own:
             raise self.denied()
-
-
-def _key_grant(caller: keys.Caller, *, own: bool, workspace: str | None) -> Grant:
-    return Grant(caller, own, f"key:{caller.key_id}", workspace)
 
 
 def anyone(request: Request) -> Grant:
@@ -66,7 +63,7 @@ def account(scope: str) -> Callable[[Request], Grant]:
             raise Unauthorized()
         caller = keys.authenticate(token)
         caller.require(scope)
-        return _key_grant(caller, own=True, workspace=caller.workspace)
+        return Grant(caller, True, f"key:{caller.key_id}", caller.workspace)
 
     return authorize
 
@@ -77,35 +74,39 @@ def counter(scope: str, *, public: bool = True) -> Callable[[Request], Grant]:
 
     def authorize(request: Request) -> Grant:
         workspace = names.workspace(request.path_params.get("workspace"))
+        default = workspaces.default_visibility(workspace)  # cached: the rate limiter read it
         token = request.bearer
         if token is None:
-            grant = Grant(None, False, f"anonymous:{request.source_ip}", workspace)
+            grant = Grant(None, False, f"anonymous:{request.source_ip}", workspace, default)
         else:
             caller = keys.authenticate(token)
             own = caller.workspace == workspace
             if own:
                 caller.require(scope)
-            grant = _key_grant(caller, own=own, workspace=workspace)
+            grant = Grant(caller, own, f"key:{caller.key_id}", workspace, default)
         if not (public or grant.own):
             raise grant.denied()
         if not grant.own and scope == "write" and idempotency.key_of(request.headers) is not None:
             # A keyed change is claimed before it runs: only a caller the counter admits may
             # claim one, so check now what the change's own condition would (one read).
-            _require_public(grant, workspace, request.path_params.get("name"))
+            _require_open(grant, request.path_params.get("name"))
         return grant
 
     return authorize
 
 
-def _require_public(grant: Grant, workspace: str, name: str | None) -> None:
-    found = counters.get(workspace, names.counter(name))
-    if found is None or found.visibility != "public":
+def _require_open(grant: Grant, name: str | None) -> None:
+    """What the change's own condition checks (counters.change, `refuse_private`), read first."""
+    found = counters.get(grant.workspace, names.counter(name))
+    if found is None:
+        found = counters.Counter(grant.workspace, "", {}, grant.default_visibility)
+    if not found.open_to_anyone:
         raise grant.denied()
 
 
 def readable(grant: Grant, name: str) -> counters.Counter:
     """The counter if this grant may read it; otherwise the refusal that leaks nothing."""
-    found = counters.get(grant.workspace, name)
+    found = counters.get(grant.workspace, name, default_visibility=grant.default_visibility)
     if found is None or not (grant.own or found.visibility == "public"):
         raise NotFound(f"no counter '{name}'") if grant.own else grant.denied()
     return found

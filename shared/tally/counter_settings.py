@@ -15,8 +15,11 @@ from tally.errors import Conflict
 from tally.names import INT64_MAX, INT64_MIN
 
 
-def read(counter: counters.Counter | None) -> dict[str, Any]:
-    item = counter.item if counter else {}
+def read(counter: counters.Counter | None, default_visibility: str = "private") -> dict[str, Any]:
+    """The settings as the API shows them: `visibility` is what applies (the counter's own, else
+    its workspace's default)."""
+    counter = counter or counters.Counter("", "", {}, default_visibility)
+    item = counter.item
 
     def number(attr: str) -> int | None:
         return int(item[attr]["N"]) if attr in item else None
@@ -29,7 +32,7 @@ def read(counter: counters.Counter | None) -> dict[str, Any]:
             "description": item["bd"]["S"],
         }
     return {
-        "visibility": item.get("vis", {}).get("S", "private"),
+        "visibility": counter.visibility,
         "description": item.get("desc", {}).get("S", ""),
         "lower_bound": number("lo"),
         "upper_bound": number("hi"),
@@ -37,15 +40,25 @@ def read(counter: counters.Counter | None) -> dict[str, Any]:
     }
 
 
-def put(workspace: str, name: str, change: dict[str, Any], *, client: Any = None) -> dict:
+def put(
+    workspace: str,
+    name: str,
+    change: dict[str, Any],
+    *,
+    default_visibility: str = "private",
+    client: Any = None,
+) -> dict:
     """Apply a settings change (a body validated by tally.requests.SETTINGS_CHANGE: the fields
-    given, `None` to clear) in one conditional UpdateItem: refused (409, nothing changed) if the
-    counter's current value is outside the new bounds."""
+    given, `None` to clear; a cleared visibility follows the workspace's default) in one
+    conditional UpdateItem: refused (409, nothing changed) if the counter's current value is
+    outside the new bounds."""
     given = change.keys()
     update = counters.Update()
     removes: list[str] = []
-    if "visibility" in given:
-        update.set("#vis = :vis", vis=change["visibility"] or "private")
+    if "visibility" in given and change["visibility"] is None:
+        removes.append("#vis")
+    elif "visibility" in given:
+        update.set("#vis = :vis", vis=change["visibility"])
     if "description" in given:
         update.set("#desc = :desc", desc=change["description"] or "")
     if "billing" in given:
@@ -100,7 +113,7 @@ def put(workspace: str, name: str, change: dict[str, Any], *, client: Any = None
             fields={"lower_bound" if "lower_bound" in given else "upper_bound": "violated"},
         ) from err
     counters.mark_if_due(workspace, name, answer["Attributes"], client=client)
-    return read(counters.Counter(workspace, name, answer["Attributes"]))
+    return read(counters.Counter(workspace, name, answer["Attributes"], default_visibility))
 
 
 def _holds(check: str, *, zero_ok: bool) -> str:

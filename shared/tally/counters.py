@@ -5,7 +5,7 @@ Item attributes (short names keep a busy counter under 1 KB, i.e. one write unit
   v            value                       uc / dc      up / down totals over the counter's life
   ru / rd      room to the upper / lower bound (hi - v, v - lo). Condition expressions cannot do
                arithmetic, so the bound check `v + d <= hi` is kept as `ru >= d` on stored room.
-  hi / lo      bounds, absent = signed 64-bit  vis / desc   visibility ("public"), description
+  hi / lo      bounds, absent = signed 64-bit  vis / desc   visibility (absent: the workspace's), description
   ca / ua      created / updated, epoch ms   lop  the last change's operation id (see _send)
   dy, dyu, dyd  UTC day (yyyymmdd) and its up/down; wk, wku, wkd  ISO week (yyyyww) and its up/down
   bt, ba, bd   billing threshold, amount, description   bu  units billed over its life
@@ -67,6 +67,7 @@ class Counter:
     workspace: str
     name: str
     item: dict[str, Any]
+    default_visibility: str = "private"  # its workspace's, for a counter with none of its own
 
     def _n(self, attr: str) -> int:
         cell = self.item.get(attr)
@@ -86,7 +87,18 @@ class Counter:
 
     @property
     def visibility(self) -> str:
-        return self.item.get("vis", {}).get("S", "private")
+        """ "public" or "private": its own, else its workspace's default."""
+        return self.item.get("vis", {}).get("S", self.default_visibility)
+
+    @property
+    def billed(self) -> bool:
+        return "bt" in self.item
+
+    @property
+    def open_to_anyone(self) -> bool:
+        """Whether a caller without a key of the workspace may change it: public, and never a
+        counter with a billing setting (anyone could run up the account's invoice)."""
+        return self.visibility == "public" and not self.billed
 
     @property
     def description(self) -> str:
@@ -135,7 +147,9 @@ def bucket_attr(kind: str, slot: int, side: str) -> str:
     return (up if side == "up" else down) + _SLOTS[slot]
 
 
-def get(workspace: str, name: str, *, client: Any = None) -> Counter | None:
+def get(
+    workspace: str, name: str, *, default_visibility: str = "private", client: Any = None
+) -> Counter | None:
     """The counter as it is now (strongly consistent), or None if it was never created."""
     item = (
         (client or aws.dynamodb())
@@ -144,7 +158,7 @@ def get(workspace: str, name: str, *, client: Any = None) -> Counter | None:
         )
         .get("Item")
     )
-    return Counter(workspace, name, item) if item else None
+    return Counter(workspace, name, item, default_visibility) if item else None
 
 
 def change(
@@ -153,11 +167,14 @@ def change(
     delta: int,
     *,
     refuse_private: TallyError | None = None,
+    default_visibility: str = "private",
     now: datetime | None = None,
     client: Any = None,
 ) -> Counter:
     """Add `delta` (signed) in one UpdateItem. Refused as a whole, changing nothing, when the result
-    would leave the counter's bounds (409) or, with `refuse_private`, when it is not public.
+    would leave the counter's bounds (409) or, with `refuse_private` (a caller without a key of
+    the workspace), when it is not open to anyone: not public (its own visibility, else
+    `default_visibility`, its workspace's), or billed.
     The running operation (tally.operation) is stamped on the item: the same operation is never
     applied twice in a row."""
     if abs(delta) > INT64_MAX:  # a total could never hold it (only -2**63 gets here)
@@ -171,7 +188,8 @@ def change(
     # Guess "same day"; a failed guess returns the old item (no extra read) and we retry once.
     rollover = "same_day"
     for _ in range(_ROLLOVER_TRIES):
-        update = _change_update(delta, at, rollover, public_only=refuse_private is not None)
+        anyone = default_visibility if refuse_private is not None else None
+        update = _change_update(delta, at, rollover, open_to=anyone)
         _stamp(update, op, at.epoch_ms)
         try:
             answer = _send(client, workspace, name, update, op, at.epoch_ms)
@@ -179,16 +197,15 @@ def change(
             if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             old = err.response.get("Item")
-            if _applied(
-                old, op, at.epoch_ms
-            ):  # an earlier attempt of this very operation went through
-                return Counter(workspace, name, old)
-            _raise_refusal(old, delta, refuse_private)
+            # An earlier attempt of this very operation went through.
+            if _applied(old, op, at.epoch_ms):
+                return Counter(workspace, name, old, default_visibility)
+            _raise_refusal(old, delta, refuse_private, default_visibility)
             rollover = _rollover_for(old, at)
             continue
         mark_if_due(workspace, name, answer["Attributes"], client=client)
         count("CounterChanges")
-        return Counter(workspace, name, answer["Attributes"])
+        return Counter(workspace, name, answer["Attributes"], default_visibility)
     raise Unavailable("the counter is changing too fast to record; retry", retry_after=1)
 
 
@@ -250,6 +267,7 @@ def set_value(
     name: str,
     value: int,
     *,
+    default_visibility: str = "private",
     now: datetime | None = None,
     client: Any = None,
 ) -> Counter:
@@ -272,13 +290,13 @@ def set_value(
         if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
         if _applied(err.response.get("Item"), op, at.epoch_ms):
-            return Counter(workspace, name, err.response["Item"])
+            return Counter(workspace, name, err.response["Item"], default_visibility)
         raise Conflict(
             f"{value} is outside the counter's bounds", fields={"value": "outside bounds"}
         ) from err
     mark_if_due(workspace, name, answer["Attributes"], client=client)
     count("CounterChanges")
-    return Counter(workspace, name, answer["Attributes"])
+    return Counter(workspace, name, answer["Attributes"], default_visibility)
 
 
 # ------------------------------------------------------------------ sending a change
@@ -413,15 +431,21 @@ class Update:
 _NAME = re.compile(r"#(\w+)")
 
 
-def _change_update(delta: int, at: Moment, rollover: str, *, public_only: bool) -> Update:
+def _change_update(delta: int, at: Moment, rollover: str, *, open_to: str | None) -> Update:
+    """The change's expression; with `open_to` (the workspace's default visibility) only a
+    counter open to anyone may take it."""
     update = Update()
     update.add("v", delta)
     update.set("#ru = if_not_exists(#ru, :ru0) - :d", ru0=INT64_MAX, d=delta)
     update.set("#rd = if_not_exists(#rd, :rd0) + :d", rd0=-INT64_MIN)
     update.set("#ua = :now", now=at.epoch_ms)
     update.set("#ca = if_not_exists(#ca, :now)")
-    if public_only:
+    if open_to == "public":  # a counter with no visibility of its own follows the workspace
+        update.require("(attribute_not_exists(#vis) OR #vis = :public)", public="public")
+    elif open_to is not None:
         update.require("#vis = :public", public="public")
+    if open_to is not None:
+        update.require("attribute_not_exists(#bt)")
     if delta == 0:
         return update
     # One direction per change: an up touches only the *u buckets, a down only the *d ones.
@@ -465,10 +489,18 @@ def _rollover_for(old: dict[str, Any] | None, at: Moment) -> str:
     return "new_week"
 
 
-def _raise_refusal(old: dict[str, Any] | None, delta: int, refuse_private: TallyError | None):
+def _raise_refusal(
+    old: dict[str, Any] | None,
+    delta: int,
+    refuse_private: TallyError | None,
+    default_visibility: str,
+):
     """Why a conditional change failed, judged on the item as it was (ALL_OLD): raise the refusal,
     or return when only the day/week guess was wrong."""
-    if refuse_private is not None and (old is None or old.get("vis", {}).get("S") != "public"):
+    if (
+        refuse_private is not None
+        and not Counter("", "", old or {}, default_visibility).open_to_anyone
+    ):
         raise refuse_private
     if old is None or delta == 0:
         return

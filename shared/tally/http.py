@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -199,20 +200,54 @@ def _lone_surrogate(value: Any, path: str = "") -> str | None:
     return None
 
 
-def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict:
+@dataclass(frozen=True)
+class Document:
+    """An answer's body that is not JSON (an SVG badge)."""
+
+    content_type: str
+    text: str
+
+
+def respond(
+    status: int, body: dict[str, Any] | Document, headers: dict[str, str] | None = None
+) -> dict:
+    if isinstance(body, Document):
+        content_type, text = body.content_type, body.text
+    else:
+        content_type, text = "application/json", json.dumps(body, separators=(",", ":"))
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json", **(headers or {})},
-        "body": json.dumps(body, separators=(",", ":")),
+        "headers": {"Content-Type": content_type, **(headers or {})},
+        "body": text,
     }
 
 
-def error_answer(request: Request, err: TallyError, headers: dict[str, str] | None = None) -> dict:
+def error_answer(
+    request: Request,
+    err: TallyError,
+    headers: dict[str, str] | None = None,
+    shape: Callable[[Request, TallyError], Document] | None = None,
+) -> dict:
+    """`err` in the dialect of the request's path, or as `shape` draws it (an image route)."""
     from tally.dialects import for_path
 
-    return respond(
-        err.status, for_path(request.path).error_body(err), {**(headers or {}), **err.headers}
-    )
+    body = shape(request, err) if shape else for_path(request.path).error_body(err)
+    return respond(err.status, body, {**(headers or {}), **err.headers})
+
+
+def conditional(request: Request, status: int, body: Any, headers: dict[str, str]) -> dict:
+    """A read's answer with a strong ETag of its body; 304 with no body when the caller's
+    If-None-Match already holds that tag (RFC 9110: weak comparison, `*` matches any). The tag
+    is a hash of what was read: no DynamoDB call more."""
+    answer = respond(status, body, headers)
+    tag = '"' + hashlib.sha256(answer["body"].encode()).hexdigest()[:32] + '"'
+    answer["headers"]["ETag"] = tag
+    sent = request.headers.get("if-none-match", "")
+    known = {t.strip().removeprefix("W/") for t in sent.split(",") if t.strip()}
+    if status == 200 and (tag in known or "*" in known):
+        answer["headers"].pop("Content-Type")
+        return {**answer, "statusCode": 304, "body": ""}
+    return answer
 
 
 def rate_limit(request: Request) -> Any:
@@ -240,6 +275,7 @@ def rate_limit(request: Request) -> Any:
             request.limit_path(),
             workspace,
             key_id=caller.key_id if caller else None,
+            home=caller.workspace if caller else None,
             address=request.source_ip,
         )
     except (ClientError, BotoCoreError) as err:
@@ -272,14 +308,23 @@ def _run(fn: Handler, request: Request, grant: Any, context: Any) -> tuple[int, 
 
 
 def api_handler(
-    fn: Handler | None = None, *, auth: Authorize, changes: bool = False
+    fn: Handler | None = None,
+    *,
+    auth: Authorize,
+    changes: bool = False,
+    cache: str | None = None,
+    errors: Callable[[Request, TallyError], Document] | None = None,
 ) -> Callable[[dict, Any], dict] | Callable[[Handler], Callable[[dict, Any], dict]]:
     """Wrap a route's function: parse the event, rate-limit, bound the body, authorize (`auth`
     returns the grant the function gets, or raises), then call it (once per Idempotency-Key
     when it `changes` something) and shape every outcome, errors included, in the dialect of
-    the request's path. No bare 500 and no stack trace ever leaves."""
+    the request's path (or as `errors` draws them, on an image route). A read given a `cache`
+    policy (its Cache-Control) answers with an ETag and 304 to a matching If-None-Match. No bare
+    500 and no stack trace ever leaves."""
     if fn is None:
-        return functools.partial(api_handler, auth=auth, changes=changes)
+        return functools.partial(
+            api_handler, auth=auth, changes=changes, cache=cache, errors=errors
+        )
 
     @functools.wraps(fn)
     @logger.inject_lambda_context(
@@ -302,11 +347,16 @@ def api_handler(
             grant = auth(request)
             if changes:
                 status, body, extra = _run(fn, request, grant, context)
-                return respond(status, body, {**limit_headers, **extra})
+                headers = {**limit_headers, **extra}
+                if cache:
+                    headers["Cache-Control"] = cache
+                return respond(status, body, headers)
             status, body = fn(request, grant)
+            if cache:
+                return conditional(request, status, body, {**limit_headers, "Cache-Control": cache})
             return respond(status, body, limit_headers)
         except TallyError as err:
-            return error_answer(request, err, limit_headers)
+            return error_answer(request, err, limit_headers, errors)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
             if (
@@ -315,17 +365,18 @@ def api_handler(
             ):
                 logger.warning("dynamodb unavailable", extra={"code": code})
                 count("DynamoDBThrottles" if code in aws.THROTTLES else "DynamoDBFailures")
-                return error_answer(request, Unavailable(), limit_headers)
+                return error_answer(request, Unavailable(), limit_headers, errors)
             logger.exception("dynamodb refused a request")
         except BotoCoreError:
             logger.exception("dynamodb unreachable")
-            return error_answer(request, Unavailable(), limit_headers)
+            return error_answer(request, Unavailable(), limit_headers, errors)
         except Exception:
             logger.exception("unhandled error")
         return error_answer(
             request,
             Internal(f"internal error; quote request id {request.request_id}"),
             limit_headers,
+            errors,
         )
 
     handler.changes = changes  # type: ignore[attr-defined]  # read by the operation-id test

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, clock
+from tally import aws, clock, workspaces
 from tally.config import settings
 from tally.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
 from tally.warm_cache import WarmCache
@@ -79,7 +79,12 @@ def _new_key(workspace: str, scopes: tuple[str, ...], key_id: str | None, secret
 
 
 def create_workspace(
-    workspace: str, *, client: Any = None, key_id: str | None = None, secret: str | None = None
+    workspace: str,
+    *,
+    default_visibility: str = "private",
+    client: Any = None,
+    key_id: str | None = None,
+    secret: str | None = None,
 ) -> IssuedKey:
     """Create a workspace and its first admin key, both or neither (409 if it exists)."""
     client = client or aws.dynamodb()
@@ -91,10 +96,7 @@ def create_workspace(
                 {
                     "Put": {
                         "TableName": cfg.workspaces_table,
-                        "Item": {
-                            "workspace": {"S": workspace},
-                            "created_at": {"S": issued.created_at},
-                        },
+                        "Item": workspaces.item(workspace, issued.created_at, default_visibility),
                         "ConditionExpression": "attribute_not_exists(workspace)",
                     }
                 },
@@ -112,6 +114,7 @@ def create_workspace(
         if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
             raise Conflict(f"workspace '{workspace}' already exists") from err
         raise
+    workspaces.forget(workspace)  # this container may remember it as absent
     return issued
 
 

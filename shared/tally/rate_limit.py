@@ -12,9 +12,9 @@ which decides the next attempt. Worst case three calls; the common case one.
 Which buckets a request takes from (`admit`, README: Rate limits):
   - a caller with a valid key: one bucket per key x method x path, the path in canonical form
     (tally.http.Request.limit_path), so one counter or number spelt many ways is one bucket;
-    and each time that takes a *new* bucket (none yet, or idle past its expiry), one token from
-    the key's bucket of new paths (SPREAD x the quota per window): varying the path cannot
-    multiply a key's allowance without limit, and a busy path costs one write a request;
+    and, before a path this container has not taken from within a window, one token from the
+    key's bucket of new paths (SPREAD x the quota per window): varying the path cannot multiply
+    a key's allowance without limit, and a busy path costs one write a request;
   - anyone else (no key, or one that is not valid): one bucket per address and workspace (an
     existing one; every other path shares one bucket per address). One write per request,
     refused or not, however the path varies.
@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from tally import aws, clock
+from tally import aws, clock, workspaces
 from tally.config import settings
 from tally.warm_cache import WarmCache
 
@@ -80,7 +80,6 @@ class Decision:
     remaining: int
     full_in_s: int  # seconds until the bucket is full again
     retry_after_s: int = 0
-    fresh: bool = False  # the take opened a new bucket (none yet, or idle past its expiry)
 
     def headers(self) -> dict[str, str]:
         out = {
@@ -131,7 +130,7 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
                 TableName=settings().rate_limits_table,
                 Key={"bucket": {"S": bucket}},
                 ExpressionAttributeNames={"#tat": "tat", "#exp": "expires"},
-                ReturnValues="ALL_OLD",
+                ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **update,
             )
@@ -149,15 +148,13 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
                 )
             full = tat is None or tat < now
             continue
-        old = answer.get("Attributes")
-        tat = now + interval if full else int(old["tat"]["N"]) + interval
+        tat = int(answer["Attributes"]["tat"]["N"])
         _hints.put(bucket, tat, policy.window)
         return Decision(
             policy,
             allowed=True,
             remaining=max(0, (now + policy.quota * interval - tat) // interval),
             full_in_s=math.ceil((tat - now) / 1_000_000),
-            fresh=old is None or int(old.get("expires", {}).get("N", "0")) < now // 1_000_000,
         )
     raise RuntimeError("rate limit bucket did not settle")  # unreachable: tat only grows
 
@@ -172,70 +169,43 @@ def admit(
     workspace: str | None,
     *,
     key_id: str | None,
+    home: str | None = None,
     address: str,
     client: Any = None,
 ) -> Decision:
     """Take what one request costs (see the module's docstring): the refusal that stops it, or
-    the decision on its own path."""
+    the decision on its own path. `workspace` is the one the path names (or the key's), `home`
+    the key's own: a key naming a workspace that does not exist keeps its own workspace's limit."""
     policy = policy_for(workspace, client=client)  # None: no such workspace
     if key_id is None:
         bucket = f"ip:{address}#{workspace if policy else '*'}"
         return take(bucket, (policy or DEFAULT).anonymous, client=client)
-    policy = policy or DEFAULT
-    decision = take(bucket_id(f"key:{key_id}", method, path), policy, client=client)
-    if decision.allowed and decision.fresh:
+    policy = policy or policy_for(home, client=client) or DEFAULT
+    bucket = bucket_id(f"key:{key_id}", method, path)
+    # A path this container has not taken from within a window is new, as far as it knows: it
+    # costs a token of the key's new paths first. Until that is given the path's own bucket is
+    # not touched, so a refused new path is still new when it is sent again.
+    if _hints.get(bucket, None) is None:
         opened = take(f"key:{key_id}#new-paths", policy.spread, client=client)
         if not opened.allowed:
             return opened
-    return decision
+    return take(bucket, policy, client=client)
 
 
 # ------------------------------------------------------------------ per-workspace policies
 
-_policies = WarmCache()
-
 
 def policy_for(workspace: str | None, *, client: Any = None) -> Policy | None:
     """The workspace's limit: its own if an operator set one, else the default; None when there
-    is no such workspace (cached while warm, absence too)."""
-    if workspace is None:
+    is no such workspace (tally.workspaces caches both while warm)."""
+    found = workspaces.get(workspace, client=client) if workspace else None
+    if found is None:
         return None
-
-    def load() -> Policy | None:
-        item = (
-            (client or aws.dynamodb())
-            .get_item(
-                TableName=settings().workspaces_table,
-                Key={"workspace": {"S": workspace}},
-                ProjectionExpression="workspace, rl_quota, rl_window",
-            )
-            .get("Item")
-        )
-        if item is None:
-            return None
-        if "rl_quota" not in item:
-            return DEFAULT
-        return Policy(int(item["rl_quota"]["N"]), int(item["rl_window"]["N"]), "workspace")
-
-    return _policies.get_or_load(workspace, load, settings().key_cache_seconds)
+    if found.rate_limit is None:
+        return DEFAULT
+    return Policy(*found.rate_limit, "workspace")
 
 
 def set_policy(workspace: str, quota: int, window: int, *, client: Any = None) -> Policy:
-    from botocore.exceptions import ClientError
-
-    from tally.errors import NotFound
-
-    try:
-        (client or aws.dynamodb()).update_item(
-            TableName=settings().workspaces_table,
-            Key={"workspace": {"S": workspace}},
-            UpdateExpression="SET rl_quota = :q, rl_window = :w",
-            ConditionExpression="attribute_exists(workspace)",
-            ExpressionAttributeValues=_numbers(q=quota, w=window),
-        )
-    except ClientError as err:
-        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            raise NotFound(f"no workspace '{workspace}'") from err
-        raise
-    _policies.pop(workspace)
+    workspaces.update(workspace, rl_quota=quota, rl_window=window, client=client)
     return Policy(quota, window, "workspace")

@@ -105,3 +105,8 @@ NEW_INVOICE_ITEM = SchemaValidator(
 RATE_LIMIT_CHANGE = SchemaValidator(
     _body({"quota": _integer(ge=1, le=1_000_000), "window": _integer(ge=1, le=86_400)})
 )
+
+# PUT /account/settings
+WORKSPACE_SETTINGS = SchemaValidator(
+    _body({"default_visibility": cs.literal_schema(["private", "public"])})
+)

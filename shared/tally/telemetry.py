@@ -20,14 +20,21 @@ MAX_EXCEPTION = 2048
 
 
 def _cut(value: Any, limit: int) -> Any:
-    if not isinstance(value, str):
-        value = json.dumps(value, separators=(",", ":"), default=str)
-        if len(value) <= limit:
-            return json.loads(value)
-    if len(value) <= limit:
+    """`value`, or a string of its head and tail whose JSON form is at most about `limit`
+    characters (escapes counted: a newline is two, an emoji twelve)."""
+    text = (
+        value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+    )
+    size = len(json.dumps(text))
+    if size <= limit:
         return value
-    head = limit // 4
-    return f"{value[:head]}...[{len(value) - limit} characters cut]...{value[head - limit :]}"
+    keep = max(16, int(len(text) * limit / size) - 64)
+    while True:
+        head = keep // 4
+        cut = f"{text[:head]}...[{len(text) - keep} characters cut]...{text[len(text) - keep + head :]}"
+        if len(json.dumps(cut)) <= limit or keep <= 16:
+            return cut
+        keep //= 2
 
 
 def _bounded_json(record: dict[str, Any]) -> str:

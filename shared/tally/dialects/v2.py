@@ -48,3 +48,57 @@ def target(request: Any) -> tuple[str, str]:
 
     params = request.path_params
     return names.workspace(params.get("workspace")), names.counter(params.get("name"))
+
+
+# ------------------------------------------------------------------ badges (image routes)
+
+# Image proxies (GitHub's camo) and browsers would otherwise keep showing an old count.
+NO_STORE = "no-cache, no-store, must-revalidate"
+_SVG = "image/svg+xml"
+_ERROR_MESSAGES = {401: "private", 403: "forbidden", 404: "not found", 429: "rate limited"}
+
+
+def badge_look(request: Any, name: str) -> tuple[str, str | None]:
+    """?label= (default: the counter's name) and ?color=, validated: a 400 names the bad one."""
+    from tally import badges
+    from tally.errors import BadRequest
+
+    try:
+        label = badges.label(request.query.get("label"), name)
+    except ValueError as err:
+        raise BadRequest(str(err), fields={"label": "1-64 printable characters"}) from None
+    color = request.query.get("color")
+    try:
+        badges.color(color)
+    except ValueError as err:
+        raise BadRequest(str(err), fields={"color": "a shields.io colour name or hex"}) from None
+    return label, color
+
+
+def badge_answer(request: Any, counter: Counter) -> tuple[int, Any]:
+    from tally import badges
+    from tally.http import Document
+
+    label, color = badge_look(request, counter.name)
+    svg = badges.render_svg(label, badges.format_value(counter.value), badges.color(color))
+    return 200, Document(_SVG, svg)
+
+
+def badge_error(request: Any, err: TallyError) -> Any:
+    """An image route's refusal, as an image (the status says what it is)."""
+    from tally import badges
+    from tally.http import Document
+
+    try:
+        label = badges.label(request.query.get("label"), request.path_params.get("name") or "")
+    except ValueError:
+        label = "counter"
+    message = _ERROR_MESSAGES.get(err.status, "error" if err.status >= 500 else "bad request")
+    return Document(_SVG, badges.render_svg(label, message, badges.color("lightgrey")))
+
+
+def shield_answer(request: Any, counter: Counter) -> tuple[int, dict[str, Any]]:
+    from tally import badges
+
+    label, color = badge_look(request, counter.name)
+    return 200, badges.shield_json(label, badges.format_value(counter.value), color)
