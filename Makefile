@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test fuzz lint install clean
+.PHONY: serve test fuzz lint install clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -22,7 +22,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check shared functions tally_local tests bench
 	$(BIN)/cfn-lint template.yaml
 
-test: lint
+# The browser tests drive Debian's chromium: installed here where this user can (root with apt),
+# else named as missing (the tests then skip, except in CI, where they fail).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$TALLY_CHROMIUM" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make: chromium is missing: browser tests need 'apt-get install chromium' (or TALLY_CHROMIUM=/path)"; \
+	  fi; }
+
+test: lint browser
 	$(BIN)/pytest
 
 # Before a release: schemathesis with many more requests per operation than `make test` sends.

@@ -51,11 +51,17 @@ def in_process_api():
         dynamodb.ensure_tables(client, Template())
         http = Client(Gateway(Template(), log=open(os.devnull, "w")))  # noqa: SIM115
 
-        def call(method: str, path: str, key: str | None = None, body: Any = None) -> Any:
-            headers = {"Authorization": f"Bearer {key}"} if key else {}
+        def call(
+            method: str, path: str, key: str | None = None, body: Any = None, headers=None
+        ) -> Any:
+            """(status, the JSON answer, or the text of any other, or None when empty)."""
+            sent = {**({"Authorization": f"Bearer {key}"} if key else {}), **(headers or {})}
             data = json.dumps(body) if body is not None else None
-            answer = http.open(path, method=method, headers=headers, data=data)
+            answer = http.open(path, method=method, headers=sent, data=data)
+            call.headers = dict(answer.headers)  # the last answer's, for who needs them
             text = answer.get_data(as_text=True)
-            return answer.status_code, json.loads(text) if text else None
+            if text and answer.mimetype == "application/json":
+                return answer.status_code, json.loads(text)
+            return answer.status_code, text or None
 
         yield call, client

@@ -11,9 +11,9 @@ DEMO_READ_KEY = "tly_demoread_local-read-key-not-a-secret"  # events/revoke_api_
 
 
 def seed_demo(client: Any) -> bool:
-    """Create the demo workspace, its keys and a `visits` counter unless they exist.
-    True if they were created now."""
-    from tally import counters, keys
+    """Create the demo workspace, its keys and a public `visits` counter (a web page can count
+    on it with no key) unless they exist. True if they were created now."""
+    from tally import counter_settings, counters, keys
     from tally.errors import Conflict
 
     try:
@@ -24,4 +24,5 @@ def seed_demo(client: Any) -> bool:
         DEMO_WORKSPACE, ("read",), client=client, key_id="demoread", secret=DEMO_READ_KEY
     )
     counters.change(DEMO_WORKSPACE, "visits", +1, client=client)  # what the sample events read
+    counter_settings.put(DEMO_WORKSPACE, "visits", {"visibility": "public"}, client=client)
     return True

@@ -8,7 +8,7 @@ from tally.http import api_handler
 
 @api_handler(auth=access.account("admin"), cache="no-cache")
 def handler(request, grant):
-    found = workspaces.get(grant.workspace)
+    found = workspaces.get(grant.workspace, fresh=True)  # as it is now, not as cached
     if found is None:
         raise NotFound(f"no workspace '{grant.workspace}'")
     return 200, found.settings()

@@ -18,8 +18,8 @@ from tally.names import INT64_MAX, INT64_MIN
 def read(counter: counters.Counter | None, default_visibility: str = "private") -> dict[str, Any]:
     """The settings as the API shows them: `visibility` is what applies (the counter's own, else
     its workspace's default)."""
-    counter = counter or counters.Counter("", "", {}, default_visibility)
-    item = counter.item
+    item = counter.item if counter else {}
+    counter = counters.Counter("", "", item, default_visibility)
 
     def number(attr: str) -> int | None:
         return int(item[attr]["N"]) if attr in item else None
@@ -113,7 +113,7 @@ def put(
             fields={"lower_bound" if "lower_bound" in given else "upper_bound": "violated"},
         ) from err
     counters.mark_if_due(workspace, name, answer["Attributes"], client=client)
-    return read(counters.Counter(workspace, name, answer["Attributes"], default_visibility))
+    return read(counters.Counter(workspace, name, answer["Attributes"]), default_visibility)
 
 
 def _holds(check: str, *, zero_ok: bool) -> str:

@@ -48,8 +48,9 @@ def visibility(value: Any, field: str = "default_visibility") -> str:
 _cache = WarmCache()
 
 
-def get(name: str, *, client: Any = None) -> Workspace | None:
-    """The workspace, or None when there is none of that name (absence is cached too)."""
+def get(name: str, *, fresh: bool = False, client: Any = None) -> Workspace | None:
+    """The workspace, or None when there is none of that name: as this container remembers it
+    (absence too), or, `fresh`, as it is now (a strongly consistent read)."""
 
     def load() -> Workspace | None:
         item = (
@@ -58,11 +59,14 @@ def get(name: str, *, client: Any = None) -> Workspace | None:
                 TableName=settings().workspaces_table,
                 Key={"workspace": {"S": name}},
                 ProjectionExpression="workspace, dv, rl_quota, rl_window",
+                ConsistentRead=fresh,
             )
             .get("Item")
         )
         return _of(item) if item else None
 
+    if fresh:
+        _cache.put(name, load(), settings().key_cache_seconds)
     return _cache.get_or_load(name, load, settings().key_cache_seconds)
 
 
