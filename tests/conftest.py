@@ -215,3 +215,23 @@ def record_calls(client: Any = None, *, tables: bool = False) -> Calls:
 
     (client or aws.dynamodb()).meta.events.register("before-parameter-build.dynamodb.*", record)
     return calls
+
+
+def emitted_metrics(capsys) -> set[str]:
+    """Metric names in the EMF lines printed since the last call."""
+    names = set()
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith('{"_aws"'):
+            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
+                names |= {m["Name"] for m in directive["Metrics"]}
+    return names
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A real `tally serve` (no schedule) for the tests of one module."""
+    from tests.serve import Server
+
+    running = Server(tmp_path_factory.mktemp("serve"), schedule_interval=None)
+    yield running
+    running.stop()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tally_local.demo import DEMO_KEY
-from tests.serve import ADMIN, Server, free_port
+from tests.serve import ADMIN, free_port
 
 pytestmark = pytest.mark.e2e
 PAGE = Path(__file__).parent / "web"
@@ -37,10 +37,8 @@ def _chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("browser"), schedule_interval=None)
-    yield server
-    server.stop()
+def server(served):
+    return served
 
 
 @pytest.fixture(scope="module")

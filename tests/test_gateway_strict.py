@@ -330,10 +330,8 @@ def test_an_odd_path_gets_a_4xx_in_its_dialect_never_a_500(logged, raw):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = Server(tmp_path_factory.mktemp("serve"), schedule_interval=None)
-    yield running
-    running.stop()
+def server(served):
+    return served
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ from tests.conftest import (
     ADMIN_TOKEN,
     TEMPLATE,
     DynamoDBFaults,
+    emitted_metrics,
     make_public,
     rate_limit_table_down,
     record_calls,
@@ -786,16 +787,6 @@ def test_cost_a_warm_repeated_change_with_a_key_is_exactly_two_dynamodb_calls(
 # ------------------------------------------------------------------ 7. visible outcomes
 
 
-def _emitted(capsys) -> set[str]:
-    """Metric names in the EMF lines printed since the last call (as tests/test_telemetry.py)."""
-    names = set()
-    for line in capsys.readouterr().out.splitlines():
-        if line.startswith('{"_aws"'):
-            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
-                names |= {m["Name"] for m in directive["Metrics"]}
-    return names
-
-
 @pytest.fixture
 def log_stream():
     """Powertools' JSON log lines (its handler keeps the stdout it was created with, so it is
@@ -841,7 +832,7 @@ def test_an_outcome_unknown_logs_one_warning_with_its_operation_and_counter_and_
 ):
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)
-    _emitted(capsys)
+    emitted_metrics(capsys)
     log_stream.truncate(0)
     log_stream.seek(0)
     operations = _operations_of_counter_changes()
@@ -856,7 +847,7 @@ def test_an_outcome_unknown_logs_one_warning_with_its_operation_and_counter_and_
     (warning,) = _warnings(log_stream)
     assert warning["operation"] == op and warning["counter"] == "c"
     assert "OutcomeUnknown" in warning["message"]
-    assert "OutcomeUnknown" in _emitted(capsys)
+    assert "OutcomeUnknown" in emitted_metrics(capsys)
     assert _n(_counter_item(ddb), "v") == value  # applied once, not twice
 
 
@@ -870,7 +861,7 @@ def test_when_the_rate_limit_table_is_down_the_request_is_served_and_counted_fai
 ):
     _, key = workspace
     make_public(ddb, "acme", "c")
-    _emitted(capsys)
+    emitted_metrics(capsys)
     log_stream.truncate(0)
     log_stream.seek(0)
     buckets = _scan(ddb, "RateLimitsTable")
@@ -880,7 +871,7 @@ def test_when_the_rate_limit_table_is_down_the_request_is_served_and_counted_fai
 
     assert (answer.status, answer.body["data"]["value"]) == (200, 1)
     assert "RateLimit" not in answer.headers
-    assert "RateLimitFailOpen" in _emitted(capsys)
+    assert "RateLimitFailOpen" in emitted_metrics(capsys)
     (warning,) = [w for w in _warnings(log_stream) if w.get("rate_limit") == "fail_open"]
     assert warning["workspace"] == "acme"
     assert _n(_counter_item(ddb), "v") == 1

@@ -8,17 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, rate_limit_table_down
-
-
-def _emitted(capsys) -> set[str]:
-    """Metric names in the EMF lines printed since the last call."""
-    names = set()
-    for line in capsys.readouterr().out.splitlines():
-        if line.startswith('{"_aws"'):
-            for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]:
-                names |= {m["Name"] for m in directive["Metrics"]}
-    return names
+from tests.conftest import ADMIN_TOKEN, emitted_metrics, rate_limit_table_down
 
 
 def _records_text(caplog) -> str:
@@ -99,23 +89,23 @@ def test_metrics_count_what_operators_watch(api, workspace, capsys, setup, reque
         method, path, body = setup
         api(method, path, key=ADMIN_TOKEN if path.startswith("/admin") else key, body=body)
         api(*request_, key=key)  # RateLimited needs the one token spent first
-    _emitted(capsys)
+    emitted_metrics(capsys)
 
     api(*request_, key=key)
 
-    assert {"Requests", metric} <= _emitted(capsys)
+    assert {"Requests", metric} <= emitted_metrics(capsys)
 
 
 @pytest.mark.parametrize("path", ["/v2/acme/c/up", "/v2/acme/c/set?value=x"])  # 200, then 400
 def test_an_idempotent_replay_is_counted_refusals_too(api, workspace, capsys, path):
     _, key = workspace
     first = api("GET", path, key=key, headers={"Idempotency-Key": "k"})
-    _emitted(capsys)
+    emitted_metrics(capsys)
 
     again = api("GET", path, key=key, headers={"Idempotency-Key": "k"})
 
     assert again.status == first.status and again.headers["Idempotent-Replayed"] == "true"
-    assert "IdempotentReplays" in _emitted(capsys)
+    assert "IdempotentReplays" in emitted_metrics(capsys)
 
 
 def test_a_dynamodb_throttle_is_counted(api, workspace, capsys, monkeypatch):
@@ -123,11 +113,11 @@ def test_a_dynamodb_throttle_is_counted(api, workspace, capsys, monkeypatch):
 
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)
-    _emitted(capsys)
+    emitted_metrics(capsys)
     DynamoDBFaults(monkeypatch, lambda op: "refuse:ThrottlingException:400")
 
     assert api("GET", "/v2/acme/c", key=key).status == 503
-    assert "DynamoDBThrottles" in _emitted(capsys)
+    assert "DynamoDBThrottles" in emitted_metrics(capsys)
 
 
 def test_the_tracer_is_built_for_sampled_invocations_only(monkeypatch):

@@ -1,6 +1,6 @@
 """GET /v2/{workspace}/{name}/up: add 1 (anyone may up a public counter)."""
 
-from tally import access, counters
+from tally import access
 from tally.dialects import v2
 from tally.http import api_handler
 
@@ -8,11 +8,4 @@ from tally.http import api_handler
 @api_handler(auth=access.counter("write"), changes=True)
 def handler(request, grant):
     _, name = v2.target(request)
-    counter = counters.change(
-        grant.workspace,
-        name,
-        +1,
-        refuse_private=grant.refusal,
-        default_visibility=grant.default_visibility,
-    )
-    return v2.counter_answer(counter)
+    return v2.counter_answer(v2.change(grant, name, +1))

@@ -1,7 +1,7 @@
 """GET /v2/{workspace}/{name}/up/badge.svg[?label=&color=]: count one hit and show the new value
 as an SVG badge (allowed as GET /v2/{workspace}/{name}/up is, and rate-limited like it)."""
 
-from tally import access, counters
+from tally import access
 from tally.dialects import v2
 from tally.http import api_handler
 
@@ -10,11 +10,4 @@ from tally.http import api_handler
 def handler(request, grant):
     _, name = v2.target(request)
     v2.badge_look(request, name)  # a bad ?label= or ?color= counts nothing
-    counter = counters.change(
-        grant.workspace,
-        name,
-        +1,
-        refuse_private=grant.refusal,
-        default_visibility=grant.default_visibility,
-    )
-    return v2.badge_answer(request, counter)
+    return v2.badge_answer(request, v2.change(grant, name, +1))

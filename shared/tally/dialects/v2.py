@@ -42,6 +42,19 @@ def stats_answer(counter: Counter, now: datetime | None = None) -> tuple[int, di
     return 200, {"code": "200", "data": data}
 
 
+def change(grant: Any, name: str, delta: int) -> Counter:
+    """up, down and the up badge: a change anyone may make to a counter open to anyone."""
+    from tally import counters
+
+    return counters.change(
+        grant.workspace,
+        name,
+        delta,
+        refuse_private=grant.refusal,
+        default_visibility=grant.default_visibility,
+    )
+
+
 def target(request: Any) -> tuple[str, str]:
     """The (workspace, counter name) of a /v2/{workspace}/{name}/... request, validated."""
     from tally import names
