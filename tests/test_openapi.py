@@ -1,8 +1,11 @@
 """openapi.yaml describes the API as built: every route of template.yaml and nothing else, and
-every answer a handler gives, status, body and headers, in the shape the document says."""
+every answer a handler gives, status, content type, body and headers, in the shape the document
+says."""
 
 from __future__ import annotations
 
+import json
+import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Any
 
@@ -15,7 +18,7 @@ from referencing.jsonschema import DRAFT202012
 
 from tally import counters
 from tally_local.docs import document
-from tests.conftest import ADMIN_TOKEN, TEMPLATE
+from tests.conftest import ADMIN_TOKEN, TEMPLATE, Answer
 
 DOC = document()
 BASE = "urn:tally:openapi"  # the document as one schema resource, so "#/components/..." resolve
@@ -24,6 +27,7 @@ METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 ROUTES = [r for r in TEMPLATE.routes() if r.path != "$default"]
 ERRORS = {400, 401, 403, 404, 405, 409, 422, 429, 503}
 RATE_LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining")
+JSON, SVG = "application/json", "image/svg+xml"
 
 
 def _operations() -> dict[tuple[str, str], dict[str, Any]]:
@@ -56,10 +60,20 @@ def _validate(pointer: str, instance: Any) -> None:
 
 
 def conforms(pointer: str, status: int, body: Any, headers: dict[str, str]) -> None:
-    """An answer matches the response object at `pointer`: body schema and headers."""
+    """An answer matches the response object at `pointer`: content type, body and headers. An
+    SVG body is text that must parse as an SVG document; a response with no content (a 304) has
+    neither a body nor a content type."""
     where, response = _follow(pointer)
-    _validate(f"{where}/content/application~1json/schema", body)
     received = {name.lower(): value for name, value in headers.items()}
+    media = received.get("content-type", "").partition(";")[0].strip()
+    content = response.get("content", {})
+    if not content:
+        assert body is None and not media, f"{status} with a body ({media or 'no type'})"
+    else:
+        assert media in content, f"{status} as {media or 'no content type'}, not {sorted(content)}"
+        _validate(f"{where}/content/{media.replace('/', '~1')}/schema", body)
+        if media == SVG:
+            assert ET.fromstring(body).tag == "{http://www.w3.org/2000/svg}svg", status
     for name in response.get("headers", {}):
         header_at, spec = _follow(f"{where}/headers/{name.replace('/', '~1')}")
         if name.lower() in received:
@@ -76,15 +90,31 @@ class Described:
         self.api = api
         self.seen: dict[str, set[int]] = defaultdict(set)
 
-    def __call__(self, method: str, path: str, **kw: Any):
-        answer = self.api(method, path, **kw)
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        """As `api(...)`, except that only a JSON body is parsed: any other (an SVG) stays text."""
+        sent = dict(headers or {})
+        if key:
+            sent["Authorization"] = f"Bearer {key}"
+        data = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
+        response = self.api.client.open(path, method=method, headers=sent, data=data)
+        text = response.get_data(as_text=True)
+        parsed = json.loads(text) if text and response.mimetype == JSON else text or None
+        answer = Answer(response.status_code, parsed, dict(response.headers))
         for name in RATE_LIMIT_HEADERS:
             assert name in answer.headers, f"{method} {path}: no {name}"
         route = next(
             (r for r in ROUTES if r.method == method and r.pattern.fullmatch(path.split("?")[0])),
             None,
         )
-        if route is None:  # the $default route: the dialect's own error answer
+        if route is None:  # the $default route: the dialect's own error answer (JSON)
             dialect = "V2_" if path.startswith("/v2/") else "Backstack"
             pointer = _pointer("components", "responses", f"{dialect}{answer.status}")
             key = "$default"
@@ -123,22 +153,57 @@ def test_each_operation_is_named_after_the_function_that_serves_it():
         )
 
 
+def _refusal(path: str, status: str) -> str:
+    """The response component a refusal on `path` is: its dialect's error, or on an image route
+    the badge drawing it (except 405, only ever the $default route's V2 JSON)."""
+    if path.endswith(".svg") and status != "405":
+        return f"Badge{status}"
+    return f"V2_{status}" if path.startswith("/v2/") else f"Backstack{status}"
+
+
+def _parameters(op: dict[str, Any]) -> set[str]:
+    """The names of the shared parameters (components/parameters) an operation takes."""
+    return {p["$ref"].rsplit("/", 1)[1] for p in op.get("parameters", []) if "$ref" in p}
+
+
 @pytest.mark.parametrize("key", sorted(_operations()), ids=" ".join)
 def test_each_operation_documents_its_dialects_errors_with_rate_limit_headers(key):
     method, path = key
     op = _operations()[key]
-    dialect = "V2_" if path.startswith("/v2/") else "Backstack"
-    changes = any(p.get("$ref", "").endswith("/IdempotencyKey") for p in op.get("parameters", []))
+    changes = "IdempotencyKey" in _parameters(op)
     assert {"429", "503"} <= set(op["responses"])
     if changes:  # an Idempotency-Key can be malformed, reused or in flight
         assert {"400", "409", "422"} <= set(op["responses"])
     for status, response in op["responses"].items():
         if int(status) >= 400:
-            assert response["$ref"].endswith(f"/{dialect}{status}"), (key, status)
+            assert response["$ref"].endswith(f"/{_refusal(path, status)}"), (key, status)
         _, resolved = _follow(_pointer("paths", path, method.lower(), "responses", status))
         assert set(RATE_LIMIT_HEADERS) <= set(resolved["headers"]), (key, status)
         if changes and int(status) < 400:
             assert "Idempotent-Replayed" in resolved["headers"], (key, status)
+
+
+CONDITIONAL = sorted(k for k, op in _operations().items() if "304" in op["responses"])
+
+
+@pytest.mark.parametrize("key", sorted(_operations()), ids=" ".join)
+def test_a_conditional_read_documents_if_none_match_its_etag_and_its_304(key):
+    method, path = key
+    op = _operations()[key]
+    assert ("IfNoneMatch" in _parameters(op)) == (key in CONDITIONAL), key
+    answer = _pointer("paths", path, method.lower(), "responses")
+    success = next(status for status in op["responses"] if status.startswith("2"))
+    _, ok = _follow(f"{answer}/{success}")
+    if key not in CONDITIONAL:
+        assert "ETag" not in ok.get("headers", {}), key  # only reads are tagged
+        return
+    _, not_modified = _follow(f"{answer}/304")
+    assert method == "GET" and "content" not in not_modified
+    for name in ("ETag", "Cache-Control"):  # the 304 says what the 200 would have said
+        assert ok["headers"][name] == not_modified["headers"][name], (key, name)
+    images = path.endswith((".svg", ".json"))  # badges and shields.io JSON are never stored
+    no_store = "Cache-Control-No-Store" if images else "Cache-Control"
+    assert ok["headers"]["Cache-Control"]["$ref"].endswith(f"/{no_store}"), key
 
 
 # ------------------------------------------------------------------ real answers against it
@@ -156,6 +221,12 @@ def test_every_v2_answer_matches_the_document(described, workspace):
     assert described("GET", f"/v2/{ws}/visits/down", key=admin).status == 200
     assert described("GET", f"/v2/{ws}/visits/set?value=41", key=admin).status == 200
     assert described("GET", f"/v2/{ws}/visits/reset", key=admin).status == 200
+    assert described("GET", f"/v2/{ws}/visits/badge.svg", key=admin).status == 200
+    assert described("GET", f"/v2/{ws}/visits/up/badge.svg", key=admin).status == 200
+    shield = f"/v2/{ws}/visits/shield.json"
+    assert described("GET", f"{shield}?label=hits&color=FF69B4", key=admin).status == 200
+    assert described("GET", f"{shield}?color=%23fff", key=admin).status == 400
+    assert described("GET", shield).status == 401
     assert described("GET", f"/v2/{ws}/visits").status == 401
     assert described("GET", f"/v2/{ws}/visits/up", key=read).status == 403
     assert described("GET", f"/v2/{ws}/visits/set?value=1.5", key=admin).status == 400
@@ -187,7 +258,16 @@ def test_every_backstack_and_operator_answer_matches_the_document(described, wor
     assert described("POST", "/account/counters/api_calls/1").status == 401
     assert described("POST", "/account/counters/api_calls/1", key=read).status == 403
     assert described("GET", "/account/counters", key=read).status == 200
+    assert described("GET", "/account/counters", key=read, body="[" * 33).status == 400
     assert described("GET", "/app/session", key=read).status == 200
+    assert described("GET", "/app/session", key=read, body="x" * 16385).status == 400
+    settings = "/account/settings"
+    assert described("GET", settings, key=admin).status == 200
+    public = {"default_visibility": "public"}
+    assert described("PUT", settings, key=admin, body=public).status == 200
+    assert described("PUT", settings, key=admin, body={"default_visibility": None}).status == 400
+    assert described("GET", settings, key=read).status == 403
+    assert described("PUT", settings, key="tly_x_y", body=public).status == 401
     assert described("DELETE", "/account/counters/api_calls", key=admin).status == 200
     assert described("GET", "/account/counters/api_calls/settings", key=admin).status == 200
     bounded = {"lower_bound": -5, "upper_bound": 100, "visibility": "public"}
@@ -195,6 +275,8 @@ def test_every_backstack_and_operator_answer_matches_the_document(described, wor
     path = "/account/counters/api_calls/settings"
     assert described("PUT", path, key=admin, body={**bounded, **billed}).status == 200
     assert described("GET", path, key=admin).status == 200
+    follows = described("PUT", path, key=admin, body={"visibility": None})
+    assert follows.status == 200 and follows.body["visibility"] == "public"  # the workspace's
     assert described("PUT", path, key=admin, body={"lower_bound": 5}).status == 409
     item = {"amount": 500, "description": "setup fee"}
     assert described("POST", "/account/invoice-items", key=admin, body=item).status == 201
@@ -209,8 +291,11 @@ def test_every_backstack_and_operator_answer_matches_the_document(described, wor
     assert described("POST", add, key=admin, headers=once).headers["Idempotent-Replayed"]
     assert described("DELETE", "/account/counters/x", key=admin, headers=once).status == 422
 
-    other = {"workspace": "other"}
-    assert described("POST", "/admin/workspaces", key=ADMIN_TOKEN, body=other).status == 201
+    other = {"workspace": "other", "default_visibility": "public"}
+    made = described("POST", "/admin/workspaces", key=ADMIN_TOKEN, body=other)
+    assert made.status == 201 and made.body["default_visibility"] == "public"
+    plain = described("POST", "/admin/workspaces", key=ADMIN_TOKEN, body={"workspace": "plain"})
+    assert plain.body["default_visibility"] == "private"
     body = {"workspace": ws}
     assert described("POST", "/admin/workspaces", key=ADMIN_TOKEN, body=body).status == 409
     assert described("POST", "/admin/workspaces", key="wrong", body=body).status == 401
@@ -218,6 +303,7 @@ def test_every_backstack_and_operator_answer_matches_the_document(described, wor
     limit = {"quota": 1200, "window": 60}
     rate_limit = f"/admin/workspaces/{ws}/rate-limit"
     assert described("PUT", rate_limit, key=ADMIN_TOKEN, body=limit).status == 200
+    assert described("GET", settings, key=admin).body["rate_limit"] == limit
     nowhere = "/admin/workspaces/nowhere/rate-limit"
     assert described("PUT", nowhere, key=ADMIN_TOKEN, body=limit).status == 404
 
@@ -233,7 +319,8 @@ def test_overload_answers_match_the_document(described, workspace, monkeypatch):
     described("GET", f"/v2/{ws}/c/up", key=admin)
     limit = {"quota": 1, "window": 3600}
     described("PUT", f"/admin/workspaces/{ws}/rate-limit", key=ADMIN_TOKEN, body=limit)
-    for path in (f"/v2/{ws}/c", "/account/counters"):
+    badges = (f"/v2/{ws}/c/badge.svg", f"/v2/{ws}/c/up/badge.svg")
+    for path in (f"/v2/{ws}/c", "/account/counters", *badges):
         described("GET", path, key=admin)
         assert described("GET", path, key=admin).status == 429
 
@@ -242,8 +329,109 @@ def test_overload_answers_match_the_document(described, workspace, monkeypatch):
 
     monkeypatch.setattr(counters, "get", throttled)
     monkeypatch.setattr(counters, "values", throttled)
+    monkeypatch.setattr(counters, "change", throttled)
     assert described("GET", f"/v2/{ws}/c/stats", key=admin).status == 503
     assert described("GET", "/app/session", key=admin).status == 503
+    for path in (f"/v2/{ws}/d/badge.svg", f"/v2/{ws}/d/up/badge.svg"):
+        assert described("GET", path, key=admin).status == 503
+    for route in (r for r in ROUTES if r.path.endswith(".svg")):  # as images (conforms)
+        assert described.seen[f"GET {route.path}"] >= {429, 503}, route.path
+
+
+# Badges and their refusals, as (path, who, headers, status). `who` is "admin" (a key of the
+# workspace), "read" (its read-only key), "other" (another workspace's key) or None (no key).
+# `visits` is public, `secret` private and `capped` bounded at 0; `never` was never changed.
+BADGE_CASES = [
+    ("/v2/{ws}/visits/badge.svg?label=visits&color=green", None, {}, 200),
+    ("/v2/{ws}/secret/badge.svg?color=ABC", "admin", {}, 200),
+    ("/v2/{ws}/visits/badge.svg?color=%23fff", None, {}, 400),
+    ("/v2/{ws}/visits/badge.svg?label=", None, {}, 400),
+    ("/v2/{ws}/secret/badge.svg", None, {}, 401),
+    ("/v2/{ws}/visits/badge.svg", None, {"Authorization": "Basic eDp5"}, 401),
+    ("/v2/{ws}/secret/badge.svg", "other", {}, 404),
+    ("/v2/{ws}/never/badge.svg", "admin", {}, 404),
+    ("/v2/{ws}/visits/up/badge.svg", None, {}, 200),
+    ("/v2/{ws}/secret/up/badge.svg", "admin", {"Idempotency-Key": "badge-once"}, 200),
+    ("/v2/{ws}/visits/up/badge.svg?label=a%0Ab", None, {}, 400),
+    ("/v2/{ws}/visits/up/badge.svg", None, {"Idempotency-Key": "bad key"}, 400),
+    ("/v2/{ws}/secret/up/badge.svg", None, {}, 401),
+    ("/v2/{ws}/secret/up/badge.svg", "read", {}, 403),
+    ("/v2/{ws}/secret/up/badge.svg", "other", {}, 404),
+    ("/v2/{ws}/capped/up/badge.svg", "admin", {}, 409),
+    ("/v2/{ws}/secret/up/badge.svg?label=x", "admin", {"Idempotency-Key": "badge-once"}, 422),
+]
+
+
+def test_every_badge_answer_and_refusal_is_an_svg_image_as_documented(described, workspace):
+    ws, admin = workspace
+    scoped = described("POST", "/account/api-keys", key=admin, body={"scopes": ["read"]})
+    other = described("POST", "/admin/workspaces", key=ADMIN_TOKEN, body={"workspace": "other"})
+    keys = {"admin": admin, "read": scoped.body["api_key"], "other": other.body["api_key"]}
+    for name in ("visits", "secret"):
+        described("GET", f"/v2/{ws}/{name}/up", key=admin)
+    settings = "/account/counters/{}/settings"
+    described("PUT", settings.format("visits"), key=admin, body={"visibility": "public"})
+    described("PUT", settings.format("capped"), key=admin, body={"upper_bound": 0})
+
+    for path, who, headers, status in BADGE_CASES:
+        answer = described("GET", path.format(ws=ws), key=keys.get(who), headers=headers)
+        assert answer.status == status, (path, who, answer.body)
+        assert answer.headers["Content-Type"].startswith(SVG), (path, who, status)
+
+    for route in (r for r in ROUTES if r.path.endswith(".svg")):
+        documented = {int(s) for s in _operations()[(route.method, route.path)]["responses"]}
+        # 304: the conditional-read test; 405: the $default route's; 429, 503: overload.
+        assert described.seen[f"GET {route.path}"] == documented - {304, 405, 429, 503}
+
+
+# Every conditional read, as (path, who): "admin" (a key of the workspace) or None (no key, on
+# the public counter `visits`).
+CONDITIONAL_READS = [
+    ("/v2/{ws}/visits", "admin"),
+    ("/v2/{ws}/visits", None),
+    ("/v2/{ws}/visits/stats", "admin"),
+    ("/v2/{ws}/visits/badge.svg?label=visits&color=green", None),
+    ("/v2/{ws}/visits/badge.svg", "admin"),
+    ("/v2/{ws}/visits/shield.json", None),
+    ("/account/counters", "admin"),
+    ("/app/session", "admin"),
+    ("/account/invoice-items?limit=1", "admin"),
+    ("/account/counters/visits/settings", "admin"),
+    ("/account/settings", "admin"),
+]
+
+
+def test_every_conditional_read_answers_304_to_its_etag_as_documented(described, workspace):
+    ws, admin = workspace
+    described("GET", f"/v2/{ws}/visits/up", key=admin)
+    body = {"visibility": "public"}
+    described("PUT", "/account/counters/visits/settings", key=admin, body=body)
+    described("POST", "/account/invoice-items", key=admin, body={"amount": 5, "description": "x"})
+
+    for path, who in CONDITIONAL_READS:
+        key = admin if who else None
+        first = described("GET", path.format(ws=ws), key=key)
+        tag = first.headers["ETag"]
+        for sent in (tag, f'W/{tag}, "other"', "*"):
+            again = described("GET", path.format(ws=ws), key=key, headers={"If-None-Match": sent})
+            assert (first.status, again.status, again.body) == (200, 304, None), (path, sent)
+            assert again.headers["ETag"] == tag
+            assert again.headers["Cache-Control"] == first.headers["Cache-Control"]
+        stale = described("GET", path.format(ws=ws), key=key, headers={"If-None-Match": '"x"'})
+        assert stale.status == 200 and stale.headers["ETag"] == tag, path
+
+    answered_304 = {k for k, statuses in described.seen.items() if 304 in statuses}
+    assert answered_304 == {f"{method} {path}" for method, path in CONDITIONAL}
+
+
+def test_a_replayed_up_badge_is_the_badge_it_replays(described, workspace):
+    ws, admin = workspace
+    once = {"Idempotency-Key": "badge-replay"}
+    first = described("GET", f"/v2/{ws}/c/up/badge.svg", key=admin, headers=once)
+    replay = described("GET", f"/v2/{ws}/c/up/badge.svg", key=admin, headers=once)
+
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert (replay.status, replay.body) == (first.status, first.body)
 
 
 BODIES = sorted(k for k, op in _operations().items() if "requestBody" in op)
@@ -277,18 +465,39 @@ def _resolved(node: dict[str, Any]) -> dict[str, Any]:
 def test_a_mismatch_between_an_answer_and_the_document_is_caught():
     pointer = _pointer("paths", "/v2/{workspace}/{name}", "get", "responses", "404")
     backstack_shape = {"error": {"type": "user", "code": 404, "message": "no", "fields": {}}}
+    json_type = {"Content-Type": JSON}
     with pytest.raises(AssertionError, match="404"):
-        conforms(pointer, 404, backstack_shape, {})
+        conforms(pointer, 404, backstack_shape, json_type)
     with pytest.raises(AssertionError, match="Retry-After"):
+        body = {"code": "429", "message": "x"}
+        conforms(_pointer("components", "responses", "V2_429"), 429, body, json_type)
+    badge = _pointer("paths", "/v2/{workspace}/{name}/badge.svg", "get", "responses")
+    with pytest.raises(AssertionError, match=f"401 as {JSON}"):  # a JSON refusal on an image
+        conforms(f"{badge}/401", 401, {"code": "401", "message": "x"}, json_type)
+    with pytest.raises(ET.ParseError):  # SVG in name only
+        conforms(f"{badge}/404", 404, "not found", {"Content-Type": SVG})
+    with pytest.raises(AssertionError, match="304 with a body"):
+        conforms(f"{badge}/304", 304, "<svg/>", {"Content-Type": SVG})
+    with pytest.raises(AssertionError, match="ETag"):
         conforms(
-            _pointer("components", "responses", "V2_429"), 429, {"code": "429", "message": "x"}, {}
+            f"{badge}/200",
+            200,
+            '<svg xmlns="http://www.w3.org/2000/svg"/>',
+            {"Content-Type": SVG, "Cache-Control": "no-cache, no-store, must-revalidate"},
         )
 
 
 def test_the_document_names_its_patterns_as_the_code_does():
-    from tally import names
+    from tally import badges, names, workspaces
+    from tally.dialects import v2
 
     schemas = DOC["components"]["schemas"]
+    assert schemas["Visibility"]["enum"] == list(workspaces.VISIBILITIES)
+    assert schemas["ColorName"]["enum"] == list(badges.NAMED_COLORS)
+    label = DOC["components"]["parameters"]["BadgeLabel"]["schema"]
+    assert (label["minLength"], label["maxLength"]) == (1, badges.MAX_LABEL)
+    no_store = DOC["components"]["headers"]["Cache-Control-No-Store"]["schema"]["const"]
+    assert no_store == v2.NO_STORE
     assert schemas["WorkspaceName"]["pattern"] == f"^{names._WORKSPACE.pattern}$"
     assert schemas["CounterName"]["pattern"] == f"^{names._COUNTER.pattern}$"
     assert (schemas["Int64"]["minimum"], schemas["Int64"]["maximum"]) == (

@@ -414,3 +414,27 @@ def test_cors_headers_a_function_returns_are_replaced_as_api_gateway_does(ddb, m
     )
     assert answer.headers["Access-Control-Allow-Origin"] == "https://a.example"
     assert answer.headers["X-Other"] == "1"
+
+
+def test_a_replayed_up_badge_is_an_svg_and_counts_once(api, workspace):
+    _, key = workspace
+    _public(api, key)
+    once = {"Idempotency-Key": "view-1"}
+    first = _svg(api, "/v2/acme/c/up/badge.svg", **once)
+    again = _svg(api, "/v2/acme/c/up/badge.svg", **once)
+
+    assert first[0] == again[0] == 200
+    assert again[1]["Content-Type"].startswith(SVG) and again[1]["Idempotent-Replayed"] == "true"
+    assert again[2] == first[2]
+    assert api("GET", "/v2/acme/c", key=key).body["data"]["value"] == 1
+
+
+def test_a_refused_badge_is_not_kept_by_caches_either(api, workspace):
+    _, key = workspace
+    api("GET", "/v2/acme/secret/up", key=key)
+    for path in ("/v2/acme/secret/badge.svg", "/v2/acme/secret/up/badge.svg"):
+        status, headers, _ = _svg(api, path)
+        assert status == 401
+        assert headers["Cache-Control"] == "no-cache, no-store, must-revalidate"
+    status, _, _ = _svg(api, "/v2/acme/secret/badge.svg?color=%23bad")
+    assert status == 400  # the look is checked before the counter is read

@@ -10,4 +10,5 @@ from tally.http import api_handler
 @api_handler(auth=access.counter("read"), cache=v2.NO_STORE, errors=v2.badge_error)
 def handler(request, grant):
     _, name = v2.target(request)
+    v2.badge_look(request, name)  # a bad ?label= or ?color= is a 400 before anything is read
     return v2.badge_answer(request, access.readable(grant, name))

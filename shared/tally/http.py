@@ -356,6 +356,8 @@ def api_handler(
                 return conditional(request, status, body, {**limit_headers, "Cache-Control": cache})
             return respond(status, body, limit_headers)
         except TallyError as err:
+            if cache:  # a refusal must not be kept by a cache either (an image proxy's badge)
+                limit_headers["Cache-Control"] = cache
             return error_answer(request, err, limit_headers, errors)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")

@@ -140,7 +140,7 @@ def once(
                 "headers": err.headers,
             }
         else:
-            outcome = {"status": status, "body": body}
+            outcome = {"status": status, "body": _storable(body)}
         return outcome
 
     data = {"scope": scope, "key": key, "request": fingerprint}
@@ -170,4 +170,21 @@ def once(
         stored.status, stored.kind = answer["status"], answer["kind"]
         stored.headers = {**answer["headers"], **headers}
         raise stored
-    return answer["status"], answer["body"], headers
+    return answer["status"], _answer_body(answer["body"]), headers
+
+
+def _storable(body: Any) -> Any:
+    """A JSON answer as it is; an SVG (tally.http.Document) as a tagged dict, rebuilt on replay."""
+    from tally.http import Document
+
+    if isinstance(body, Document):
+        return {"document": {"content_type": body.content_type, "text": body.text}}
+    return body
+
+
+def _answer_body(stored: Any) -> Any:
+    from tally.http import Document
+
+    if isinstance(stored, dict) and set(stored) == {"document"}:
+        return Document(**stored["document"])
+    return stored

@@ -68,7 +68,14 @@ def target(request: Any) -> tuple[str, str]:
 # Image proxies (GitHub's camo) and browsers would otherwise keep showing an old count.
 NO_STORE = "no-cache, no-store, must-revalidate"
 _SVG = "image/svg+xml"
-_ERROR_MESSAGES = {401: "private", 403: "forbidden", 404: "not found", 429: "rate limited"}
+_ERROR_MESSAGES = {
+    401: "private",
+    403: "forbidden",
+    404: "not found",
+    409: "conflict",
+    422: "conflict",
+    429: "rate limited",
+}
 
 
 def badge_look(request: Any, name: str) -> tuple[str, str | None]:
