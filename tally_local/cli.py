@@ -37,6 +37,7 @@ def _environment(template: Template, endpoint: str) -> None:
 def serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
+    from tally_local import gateway_log
     from tally_local.gateway import Gateway
 
     started = time.perf_counter()
@@ -55,7 +56,9 @@ def serve(args: argparse.Namespace) -> int:
     for fn in template.functions.values():
         fn.load()  # import every handler now: errors surface at start, not on first request
     gateway = Gateway(template)
-    server = make_server(args.host, args.port, gateway, threaded=True)
+    server = make_server(
+        args.host, args.port, gateway, threaded=True, request_handler=gateway_log.BoundedHandler
+    )
     scheduler = Scheduler(
         [fn for fn in template.functions.values() if fn.schedules], args.schedule_interval
     )

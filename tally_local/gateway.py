@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 import time
 import uuid
@@ -110,13 +111,18 @@ def to_response(result: Any) -> Response:
     return response
 
 
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+
+
 def raw_target(request: Request) -> str:
     """The request target as the client sent it, still percent-encoded: werkzeug and gunicorn put
     it in RAW_URI, uWSGI and mod_wsgi in REQUEST_URI; without either, the decoded path quoted."""
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
     if raw:
         # WSGI carries bytes in latin-1 strings (PEP 3333): undo that as werkzeug does for paths.
-        return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+        raw = raw.encode("latin-1", "replace").decode("utf-8", "replace")
+        # The absolute form (GET http://host/path), which servers must accept: its path.
+        return _ABSOLUTE.sub("", raw, count=1)
     query = request.query_string.decode("latin-1")
     return quote(request.path) + (f"?{query}" if query else "")
 
@@ -136,6 +142,22 @@ def loggable(text: str, limit: int) -> str:
         out.append(char)
         size += len(char)
     return "".join(out)
+
+
+_JSON = "application/json"
+
+
+def _malformed(request: Request) -> bool:
+    """A request API Gateway would refuse before any route: a header name with white space in
+    it (`Authorization : Bearer x`, which a lenient parser keeps under another name), or a body
+    that cannot be read (a broken chunked encoding). Reading the body here also caches it."""
+    if any(not name or any(c.isspace() for c in name) for name, _ in request.headers.items()):
+        return True
+    try:
+        request.get_data()
+    except (OSError, ValueError):
+        return True
+    return False
 
 
 class Gateway:
@@ -170,6 +192,8 @@ class Gateway:
             local, name = self.cors.preflight(request), "cors-preflight"
         else:
             local, name = docs.answer(request), "docs"  # /openapi.json, /docs: local tooling
+        if local is None and _malformed(request):  # API Gateway's own 400: no function runs
+            local, name = Response('{"message":"Bad Request"}', 400, mimetype=_JSON), "-"
         raw_path = raw_target(request).partition("?")[0]
         matched = self.match(request.method, raw_path) if local is None else None
         if local is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 from io import StringIO
 
 import pytest
@@ -391,3 +392,62 @@ def test_tally_serve_answers_odd_encodings_with_a_400(server, acme, target):
     assert status == 400
     assert len(assert_one_safe_line(lines)) < 600
     assert server.call("/v2/acme/sentinel", key=acme)[1]["data"]["value"] == 1
+
+
+def _exchange(server: Server, raw: bytes) -> tuple[bytes, list[str]]:
+    """`raw` bytes as the whole request; the status line and the log lines it caused."""
+    before = len(server.log())
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    time.sleep(0.1)  # the access line is written after the answer
+    return answer.split(b"\r\n", 1)[0], server.log()[before:].splitlines()
+
+
+@pytest.mark.e2e
+def test_tally_serve_answers_a_broken_chunked_body_with_a_400_not_a_500(server, acme):
+    status, lines = _exchange(
+        server,
+        b"GET /v2/acme/sentinel HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\nzz\r\n",
+    )
+    assert status.startswith(b"HTTP/1.1 400")
+    assert not any("raised" in line for line in lines)
+
+
+@pytest.mark.e2e
+def test_a_request_line_of_60_kb_makes_a_short_log_line_and_status_line(server):
+    status, lines = _exchange(
+        server, b"GET /v2/x" + b"Y" * 60_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    assert len(status) < 300
+    assert lines and max(map(len, lines)) < 600
+
+
+@pytest.mark.e2e
+def test_a_header_line_python_cannot_parse_is_a_400_not_a_request_without_it(server, acme):
+    status, _ = _exchange(
+        server,
+        b"GET /v2/acme/sentinel/up HTTP/1.1\r\nHost: x\r\nAuthorization : Bearer "
+        + acme.encode()
+        + b"\r\nConnection: close\r\n\r\n",
+    )
+    assert status.startswith(b"HTTP/1.1 400")
+    assert server.call("/v2/acme/sentinel", key=acme)[1]["data"]["value"] == 1
+
+
+@pytest.mark.e2e
+def test_an_absolute_form_target_is_routed_by_its_path(server, acme):
+    status, _ = send_raw(server, acme, f"http://127.0.0.1:{server.port}/v2/acme/sentinel".encode())
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["/v2/acme/sentinel/up%2Fbadge.svg", "/account/counters/b%2Fsettings"]
+)
+def test_an_encoded_separator_no_route_took_is_404_not_a_405_allowing_its_method(logged, path):
+    response = logged.send(path)
+    assert response.status_code == 404
+    assert "Allow" not in response.headers

@@ -13,8 +13,11 @@ from tests.conftest import ADMIN_TOKEN, rate_limit_table_down, record_calls
 
 
 class MovableClock:
+    """Time frozen at the real now (a clock set in the past would find every bucket written
+    before it a window ahead, and a real DynamoDB's TTL would delete its buckets)."""
+
     def __init__(self) -> None:
-        self.at = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
+        self.at = datetime.now(UTC)
 
     def __call__(self) -> datetime:
         return self.at
@@ -147,11 +150,9 @@ def test_every_answer_carries_the_rate_limit_headers(api, workspace):
         api("GET", "/v2/acme/c/up", key=key),
         api("GET", "/v2/acme/c/nowhere", key=key),
         api("POST", "/account/counters/c/x", key=key),
-        # No key: this address's bucket for paths without a workspace, which the operator's
-        # POST /admin/workspaces (no API key either) took from first.
-        api("GET", "/app/session"),
+        api("GET", "/app/session"),  # no key: this address's bucket for paths with no workspace
     ]
-    for answer, remaining in zip(answers, (599, 599, 599, 598), strict=True):
+    for answer, remaining in zip(answers, (599, 599, 599, 599), strict=True):
         assert answer.headers["RateLimit-Policy"] == '"default";q=600;w=60'
         assert answer.headers["RateLimit"] == f'"default";r={remaining};t=1'
         assert answer.headers["X-RateLimit-Limit"] == "600"
@@ -224,3 +225,26 @@ def test_when_the_bucket_table_fails_requests_are_served_and_a_log_line_says_so(
     assert answer.status == 200 and answer.body["data"]["value"] == 1
     assert "RateLimit" not in answer.headers
     assert any("failing open" in record.getMessage() for record in caplog.records)
+
+
+def test_the_operator_has_its_own_buckets_and_can_always_mend_a_quota(api, workspace):
+    """Anonymous traffic from the operator's address, or a workspace's tiny quota, never keeps
+    the operator from setting that quota again."""
+    assert _limit(api, "acme", 1).status == 200  # one request a minute, for anyone
+    for _ in range(3):
+        api("GET", "/v2/acme/c")  # anonymous, from the operator's own address: drained
+    assert api("GET", "/v2/acme/c").status == 429
+
+    mended = _limit(api, "acme", 600)
+    assert mended.status == 200
+    assert mended.headers["RateLimit-Policy"] == '"default";q=600;w=60'
+
+
+def test_requests_no_route_took_share_one_bucket_whatever_their_method(api, workspace):
+    _, key = workspace
+    assert _limit(api, "acme", 5).status == 200
+    statuses = [
+        api(method, f"/nowhere/{i}", key=key).status
+        for i, method in enumerate(["GET", "POST", "PUT", "DELETE", "PATCH", "GET", "POST"])
+    ]
+    assert statuses[:5] == [404] * 5 and statuses[5:] == [429, 429]

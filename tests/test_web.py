@@ -438,3 +438,22 @@ def test_a_refused_badge_is_not_kept_by_caches_either(api, workspace):
         assert headers["Cache-Control"] == "no-cache, no-store, must-revalidate"
     status, _, _ = _svg(api, "/v2/acme/secret/badge.svg?color=%23bad")
     assert status == 400  # the look is checked before the counter is read
+
+
+def test_a_keyed_anonymous_change_counts_on_a_counter_public_through_its_workspace(api, workspace):
+    _, key = workspace
+    _settings(api, key, default_visibility="public")
+    other = _workspace(api, "other")
+    api("GET", "/v2/acme/c/up")  # exists now, with no visibility of its own
+
+    assert api("GET", "/v2/acme/c/up", headers={"Idempotency-Key": "k1"}).status == 200
+    assert api("GET", "/v2/acme/c/down", key=other, headers={"Idempotency-Key": "k2"}).status == 200
+    assert _svg(api, "/v2/acme/c/up/badge.svg", **{"Idempotency-Key": "k3"})[0] == 200
+    assert api("GET", "/v2/acme/c", key=key).body["data"]["value"] == 2
+
+
+def test_a_counter_set_up_but_never_changed_was_updated_when_it_was_created(api, workspace):
+    _, key = workspace
+    _public(api, key)
+    data = api("GET", "/v2/acme/c").body["data"]
+    assert data["updated_at"] == data["created_at"] != "1970-01-01T00:00:00.000Z"

@@ -97,7 +97,8 @@ def counter(scope: str, *, public: bool = True) -> Callable[[Request], Grant]:
 
 def _require_open(grant: Grant, name: str | None) -> None:
     """What the change's own condition checks (counters.change, `refuse_private`), read first."""
-    found = counters.get(grant.workspace, names.counter(name))
+    name = names.counter(name)
+    found = counters.get(grant.workspace, name, default_visibility=grant.default_visibility)
     if found is None:
         found = counters.Counter(grant.workspace, "", {}, grant.default_visibility)
     if not found.open_to_anyone:

@@ -110,7 +110,7 @@ class Counter:
 
     @property
     def updated_at(self) -> str:
-        return _iso(self._n("ua"))
+        return _iso(self._n("ua") or self._n("ca"))  # set up, never changed: its creation
 
     def stats(self, now: datetime) -> dict[str, Any]:
         at = Moment.of(now)

@@ -260,8 +260,10 @@ def rate_limit(request: Request) -> Any:
     try:
         try:
             caller = keys.identify(request.bearer)
+            operator = caller is None and request.path.startswith("/admin/") and _operator(request)
+
         except Unauthorized:  # a malformed Authorization: anonymous here, refused later
-            caller = None
+            caller, operator = None, False
         workspace = request.path_params.get("workspace")
         try:
             workspace = names.workspace(workspace) if workspace else None
@@ -270,11 +272,14 @@ def rate_limit(request: Request) -> Any:
         workspace = workspace or (caller.workspace if caller else None)
         if workspace:
             logger.append_keys(workspace=workspace)  # a correlation key on every later line
+        path = request.limit_path()
         return rate_limit.admit(
-            request.method,
-            request.limit_path(),
-            workspace,
-            key_id=caller.key_id if caller else None,
+            "*" if path == "$default" else request.method,  # one bucket for every method
+            path,
+            # The operator has buckets of its own, under the default policy: anonymous traffic
+            # from its address, or a workspace's quota, never keeps it from mending that quota.
+            None if operator else workspace,
+            key_id="operator" if operator else caller.key_id if caller else None,
             home=caller.workspace if caller else None,
             address=request.source_ip,
         )
@@ -285,6 +290,16 @@ def rate_limit(request: Request) -> Any:
         )
         count("RateLimitFailOpen")
         return None
+
+
+def _operator(request: Request) -> bool:
+    """Whether the bearer is the operator's admin token (asked on /admin routes only)."""
+    from tally import keys
+
+    try:
+        return keys.is_admin_token(request.bearer)
+    except Exception:  # not configured, or SSM unreachable: the route itself answers that
+        return False
 
 
 # A route's function: the request and what its authorization granted -> (status, body).

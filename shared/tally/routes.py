@@ -44,6 +44,8 @@ _COMPILED = [(method, _pattern(path)) for method, path in ROUTES]
 def no_route(method: str, path: str) -> Exception:
     """The error for a request no route took: 405 with Allow if the path exists, else 404."""
     allowed = sorted({m for m, pattern in _COMPILED if pattern.fullmatch(path)})
-    if allowed:
+    # A route of this very method matches the decoded path, yet the gateway did not route it
+    # there: the path held an encoded separator (%2F), so it is no route at all.
+    if allowed and method not in allowed:
         return MethodNotAllowed(f"{method} is not allowed on {path}", allow=allowed)
     return NotFound(f"no route for {method} {path}")
