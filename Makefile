@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test fuzz lint install clean browser
+.PHONY: serve test test-unit test-api test-e2e fuzz lint install clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -36,10 +36,21 @@ browser:
 test: lint browser
 	$(BIN)/pytest
 
+# The tiers: pure rules (seconds, no DynamoDB), handlers through the gateway on moto, the
+# product through `tally serve` (and the browser). `pytest -m cost` runs the cost tests.
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+test-api: $(STAMP)
+	$(BIN)/pytest tests/api
+
+test-e2e: $(STAMP) browser
+	$(BIN)/pytest tests/e2e
+
 # Before a release: schemathesis with many more requests per operation than `make test` sends.
 FUZZ_EXAMPLES ?= 500
 fuzz: $(STAMP)
-	TALLY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_fuzz.py -s --timeout 3600
+	TALLY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/e2e/test_fuzz.py -s --timeout 3600
 
 clean:
 	rm -rf $(VENV) .pytest_cache

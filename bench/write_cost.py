@@ -33,7 +33,7 @@ def item_size(item: dict) -> int:
 
 def main() -> None:
     with in_process_api():
-        from tally import counter_settings, counters, requests
+        from tally import bodies, counter_settings, counters
 
         # The heaviest counter validation allows: the longest names and descriptions, settings
         # of every kind, and a busy year of changes.
@@ -41,16 +41,16 @@ def main() -> None:
         counter_settings.put(
             workspace,
             name,
-            requests.SETTINGS_CHANGE.validate_python(
+            bodies.SETTINGS_CHANGE.validate_python(
                 {
                     "visibility": "public",
-                    "description": "d" * requests.MAX_DESCRIPTION,
+                    "description": "d" * bodies.MAX_DESCRIPTION,
                     "lower_bound": -(2**62),
                     "upper_bound": 2**62,
                     "billing": {
                         "threshold": 1000,
                         "amount": 500,
-                        "description": "b" * requests.MAX_DESCRIPTION,
+                        "description": "b" * bodies.MAX_DESCRIPTION,
                     },
                 }
             ),

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from tally import routes
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
@@ -48,10 +50,7 @@ class Route:
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:
-        regex = re.escape(self.path)
-        regex = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", regex)  # {proxy+}: greedy
-        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex)
-        return re.compile(regex)
+        return routes.pattern(self.path)
 
     def match_segments(self, segments: list[str]) -> dict[str, str] | None:
         """The path parameters if the path's (decoded) segments fit this route, else None: a

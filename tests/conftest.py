@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 from werkzeug.test import Client
 
-from tally import aws, config, idempotency, keys, rate_limit, workspaces
+from tally import aws, warm_cache
 from tally_local import dynamodb
 from tally_local.cli import DEFAULT_ADMIN_TOKEN
 from tally_local.demo import DEMO_KEY, seed_demo
@@ -27,12 +27,14 @@ ADMIN_TOKEN = DEFAULT_ADMIN_TOKEN  # the token the sample events carry
 
 
 def _clear_caches() -> None:
-    config.settings.cache_clear()
-    aws.dynamodb.cache_clear()
-    keys._cache.clear()
-    idempotency._machinery.cache_clear()
-    rate_limit._hints.clear()
-    workspaces._cache.clear()
+    warm_cache.reset_all()  # every cache of the layer registers itself there
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that pin the DynamoDB calls a request makes are named test_cost_*: `-m cost`."""
+    for item in items:
+        if item.name.startswith("test_cost"):
+            item.add_marker(pytest.mark.cost)
 
 
 @pytest.fixture(autouse=True)

@@ -18,11 +18,4 @@ def handler(request, grant):
             "scopes must be a non-empty list of read, write, admin",
             fields={"scopes": "a non-empty subset of read, write, admin"},
         )
-    issued = keys.create_key(grant.workspace, tuple(dict.fromkeys(scopes)))
-    return 201, {
-        "workspace": issued.workspace,
-        "api_key": issued.secret,
-        "key_id": issued.key_id,
-        "scopes": list(issued.scopes),
-        "created_at": issued.created_at,
-    }
+    return 201, keys.create_key(grant.workspace, tuple(dict.fromkeys(scopes))).answer()

@@ -12,10 +12,4 @@ def handler(request, _grant):
     workspace = names.workspace(body.get("workspace"))
     default = workspaces.visibility(body.get("default_visibility", "private"))
     issued = keys.create_workspace(workspace, default_visibility=default)
-    return 201, {
-        "workspace": issued.workspace,
-        "api_key": issued.secret,
-        "key_id": issued.key_id,
-        "scopes": list(issued.scopes),
-        "default_visibility": default,
-    }
+    return 201, {**issued.answer(), "default_visibility": default}

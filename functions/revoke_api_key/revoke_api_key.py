@@ -11,6 +11,6 @@ from tally.http import api_handler
 @api_handler(auth=access.account("admin"), changes=True)
 def handler(request, grant):
     key_id = request.path_params.get("key_id", "")
-    if not key_id.isalnum() or len(key_id) > 64:
+    if not keys.valid_key_id(key_id):
         raise NotFound(f"no API key '{key_id}' in this workspace")
     return 200, keys.revoke_key(grant.workspace, key_id, by=grant.caller.key_id)

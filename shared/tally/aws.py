@@ -20,7 +20,6 @@ from __future__ import annotations
 import random
 import re
 import zlib
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -32,6 +31,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from tally.warm_cache import once
+
 MAX_ATTEMPTS = 3
 THROTTLES = {
     "ProvisionedThroughputExceededException",
@@ -41,6 +42,7 @@ THROTTLES = {
 # Refused before anything was applied: always safe to send again.
 REFUSED = THROTTLES | {"TransactionConflictException", "LimitExceededException"}
 NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)  # nothing reached DynamoDB
+CONDITION_FAILED = "ConditionalCheckFailedException"
 _ANSWER_LOST = (ReadTimeoutError, ConnectionClosedError)
 # botocore's own retries off: `_retry` below is the policy.
 _CONFIG = Config(
@@ -48,7 +50,18 @@ _CONFIG = Config(
 )
 
 
-@lru_cache(maxsize=1)
+def error_code(err: Any) -> str:
+    """The DynamoDB error code of a botocore ClientError ("" if it has none)."""
+    return err.response.get("Error", {}).get("Code", "")
+
+
+def condition_failed(err: Any) -> bool:
+    """Whether DynamoDB refused a write because its condition did not hold: an outcome of the
+    domain (a bound, a race lost, a duplicate), never a failure to retry."""
+    return error_code(err) == CONDITION_FAILED
+
+
+@once
 def dynamodb() -> Any:
     client = boto3.client("dynamodb", config=_CONFIG)
     client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", _flag_additive)

@@ -73,7 +73,7 @@ def run(*, client: Any = None, log: Any = None) -> Report:
         try:
             bill(workspace, counter, report, client=client)
         except ClientError as err:
-            if err.response["Error"]["Code"] != "TransactionCanceledException":
+            if aws.error_code(err) != "TransactionCanceledException":
                 _failed(report, log, workspace, counter)
             else:
                 report.skipped_for_conflict += 1  # another run, or a change, got there first
@@ -164,5 +164,5 @@ def _unmark(client: Any, key: dict[str, Any], *, always: bool = False) -> None:
             ExpressionAttributeNames=names,
         )
     except ClientError as err:
-        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if not aws.condition_failed(err):
             raise

@@ -2,14 +2,15 @@
 
 A frozen dataclass rather than a pydantic model: importing pydantic costs ~100 ms of every cold
 start (bench/cold_start.py) and these are a few strings. Request bodies are checked by pydantic's
-core instead (tally.requests).
+core instead (tally.bodies).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+
+from tally.warm_cache import once
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,6 @@ class Settings:
         return cls(**values)
 
 
-@lru_cache(maxsize=1)
+@once
 def settings() -> Settings:
     return Settings.from_env(dict(os.environ))

@@ -48,7 +48,7 @@ def put(
     default_visibility: str = "private",
     client: Any = None,
 ) -> dict:
-    """Apply a settings change (a body validated by tally.requests.SETTINGS_CHANGE: the fields
+    """Apply a settings change (a body validated by tally.bodies.SETTINGS_CHANGE: the fields
     given, `None` to clear; a cleared visibility follows the workspace's default) in one
     conditional UpdateItem: refused (409, nothing changed) if the counter's current value is
     outside the new bounds."""
@@ -105,7 +105,7 @@ def put(
             **update.params(),
         )
     except ClientError as err:
-        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if not aws.condition_failed(err):
             raise
         value = int(err.response.get("Item", {}).get("v", {}).get("N", "0"))
         raise Conflict(

@@ -194,7 +194,7 @@ def change(
         try:
             answer = _send(client, workspace, name, update, op, at.epoch_ms)
         except ClientError as err:
-            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not aws.condition_failed(err):
                 raise
             old = err.response.get("Item")
             # An earlier attempt of this very operation went through.
@@ -227,7 +227,7 @@ def mark_if_due(workspace: str, name: str, item: dict[str, Any], *, client: Any 
             ExpressionAttributeValues={":due": {"S": DUE}},
         )
     except ClientError as err:
-        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if not aws.condition_failed(err):
             _log_unmarked(workspace, name, err)
         # the condition failing means marked already, or billed meanwhile: fine
     except BotoCoreError as err:
@@ -287,7 +287,7 @@ def set_value(
     try:
         answer = _send(client, workspace, name, update, op, at.epoch_ms)
     except ClientError as err:
-        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if not aws.condition_failed(err):
             raise
         if _applied(err.response.get("Item"), op, at.epoch_ms):
             return Counter(workspace, name, err.response["Item"], default_visibility)

@@ -375,7 +375,7 @@ def api_handler(
                 limit_headers["Cache-Control"] = cache
             return error_answer(request, err, limit_headers, errors)
         except ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "")
+            code = aws.error_code(err)
             if (
                 code in _TRANSIENT
                 or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500

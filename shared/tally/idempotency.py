@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 from tally import aws, operation
@@ -29,6 +28,7 @@ from tally.errors import (
     Unprocessable,
 )
 from tally.telemetry import count, logger
+from tally.warm_cache import once
 
 HEADER = "idempotency-key"
 _VALID = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
@@ -55,7 +55,7 @@ def operation_id(scope: str, key: str, fingerprint: dict[str, Any]) -> str:
     return hashlib.sha256(f"{scope}\n{key}\n{request}".encode()).hexdigest()[:20]
 
 
-@lru_cache(maxsize=1)
+@once
 def _machinery() -> tuple[Any, Any, Any]:
     # Imported here: only changing calls that carry a key pay for it.
     from aws_lambda_powertools.utilities.idempotency import (

@@ -46,7 +46,7 @@ def create(workspace: str, amount: int, description: str, *, client: Any = None)
             )
             return render(record)
         except ClientError as err:
-            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not aws.condition_failed(err):
                 raise
             old = err.response.get("Item") or {}
         if old.get("workspace", {}).get("S") != workspace:

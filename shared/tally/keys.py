@@ -46,6 +46,16 @@ class IssuedKey:
     scopes: tuple[str, ...]
     created_at: str
 
+    def answer(self) -> dict[str, Any]:
+        """A new key as its creator sees it: the secret this once, never again."""
+        return {
+            "workspace": self.workspace,
+            "api_key": self.secret,
+            "key_id": self.key_id,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at,
+        }
+
 
 def hash_secret(secret: str) -> str:
     # Secrets are 256 bits from `secrets`, not passwords: a fast hash resists every guessing
@@ -56,10 +66,15 @@ def hash_secret(secret: str) -> str:
 _KEY_ID = re.compile(r"[a-z0-9]{1,32}")
 
 
+def valid_key_id(key_id: str) -> bool:
+    """The one rule for a key id (a secret names it; revocation takes it from the path)."""
+    return bool(_KEY_ID.fullmatch(key_id))
+
+
 def _key_id_of(secret: str) -> str | None:
     """The key id a secret names, if it is well-formed: nothing else is ever looked up."""
     parts = secret.split("_", 2)
-    if len(parts) == 3 and parts[0] == _PREFIX and _KEY_ID.fullmatch(parts[1]):
+    if len(parts) == 3 and parts[0] == _PREFIX and valid_key_id(parts[1]):
         return parts[1]
     return None
 
@@ -136,7 +151,7 @@ def create_key(
             ExpressionAttributeValues={":mine": item["secret_sha256"]},
         )
     except ClientError as err:
-        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        if aws.condition_failed(err):
             raise Conflict(f"API key id '{issued.key_id}' is taken") from err
         raise
     return issued

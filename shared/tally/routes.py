@@ -1,5 +1,5 @@
 """The API's routes, for the $default function's 404 / 405 answers (API Gateway sends it every
-request no other route matched). tests/test_template.py checks this list against template.yaml."""
+request no other route matched). tests/api/test_template.py checks this list against template.yaml."""
 
 from __future__ import annotations
 
@@ -34,11 +34,15 @@ ROUTES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _pattern(path: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
+def pattern(template: str) -> re.Pattern[str]:
+    """A route's path template as a regex: `{name}` one segment, `{name+}` the rest (named
+    groups: the path parameters). The local gateway matches its routes with the same rule."""
+    regex = re.escape(template)
+    regex = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", regex)
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex))
 
 
-_COMPILED = [(method, _pattern(path)) for method, path in ROUTES]
+_COMPILED = [(method, pattern(path)) for method, path in ROUTES]
 
 
 def no_route(method: str, path: str) -> Exception:

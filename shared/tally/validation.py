@@ -1,4 +1,4 @@
-"""Request bodies checked against tally.requests; a failure is a 400 naming each bad field."""
+"""Request bodies checked against tally.bodies; a failure is a 400 naming each bad field."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from tally.errors import BadRequest
 
 
 def parse(schema: Any, data: Any) -> dict[str, Any]:
-    """`data` validated by `schema` (a tally.requests validator), or a 400 naming each bad field."""
+    """`data` validated by `schema` (a tally.bodies validator), or a 400 naming each bad field."""
     from pydantic_core import ValidationError  # imported with the schemas: body parsers only
 
     try:

@@ -1,19 +1,38 @@
-"""What a warm container may remember for a while: API keys, workspace rate-limit policies and
-rate-limit hints.
-Entries expire by their own deadline, so a change elsewhere reaches every container in time."""
+"""What a warm container may remember: API keys, workspaces and rate-limit hints for a while
+(entries expire by their own deadline, so a change elsewhere reaches every container in time),
+and what is built once (the settings, the DynamoDB client).
+
+Every cache registers itself here, so `reset_all()` (tests, the local runtime) forgets them all:
+a new cache cannot leak state from one test to the next by being left off a list."""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 _MISSING = object()
+_ALL: list[Any] = []  # every WarmCache and once() function of the process
+
+
+def once(build: Callable[[], Any]) -> Callable[[], Any]:
+    """`build()` run on the first call only, its result kept for the container's life."""
+    cached = functools.lru_cache(maxsize=1)(build)
+    _ALL.append(cached)
+    return cached
+
+
+def reset_all() -> None:
+    for cache in _ALL:
+        cache.cache_clear()
 
 
 class WarmCache:
     def __init__(self, max_entries: int = 10_000) -> None:
         self._entries: dict[Any, tuple[float, Any]] = {}
         self._max = max_entries
+        _ALL.append(self)
 
     def get(self, key: Any, default: Any = _MISSING) -> Any:
         """The value, or `default` when absent or expired."""
@@ -38,5 +57,5 @@ class WarmCache:
     def pop(self, key: Any) -> None:
         self._entries.pop(key, None)
 
-    def clear(self) -> None:
+    def cache_clear(self) -> None:
         self._entries.clear()

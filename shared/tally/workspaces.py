@@ -92,7 +92,7 @@ def update(name: str, *, client: Any = None, **attributes: Any) -> Workspace:
             ReturnValues="ALL_NEW",
         )
     except ClientError as err:
-        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        if aws.condition_failed(err):
             raise NotFound(f"no workspace '{name}'") from err
         raise
     forget(name)

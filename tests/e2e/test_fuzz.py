@@ -87,7 +87,7 @@ def test_tally_serve_answers_as_its_document_says(case, server):
     key = (case.headers or {}).get("Idempotency-Key")
     if isinstance(key, str) and key:
         # Generated keys repeat ("0", "00", ...): most requests would then be a reuse (422)
-        # instead of reaching the handler. Reuse is pinned by tests/test_idempotency.py.
+        # instead of reaching the handler. Reuse is pinned by tests/api/test_idempotency.py.
         case.headers["Idempotency-Key"] = f"{key}{next(_unique)}"
     response = case.call(base_url=server.url)
     answered[case.operation.label][response.status_code] += 1

@@ -7,7 +7,7 @@ import contextlib
 import pytest
 
 from tally import billing, counter_settings, counters, invoices
-from tally.requests import SETTINGS_CHANGE
+from tally.bodies import SETTINGS_CHANGE
 from tests.conftest import record_calls
 
 T, AMOUNT = 1000, 500

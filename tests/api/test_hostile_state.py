@@ -790,7 +790,7 @@ def test_cost_a_warm_repeated_change_with_a_key_is_exactly_two_dynamodb_calls(
 @pytest.fixture
 def log_stream():
     """Powertools' JSON log lines (its handler keeps the stdout it was created with, so it is
-    pointed at a buffer here, as tests/test_telemetry.py does)."""
+    pointed at a buffer here, as tests/api/test_telemetry.py does)."""
     from tally.telemetry import logger
 
     buffer = io.StringIO()
