@@ -12,15 +12,26 @@ from dataclasses import dataclass, field
 
 from tally.warm_cache import once
 
+# Each table's name comes from template.yaml (!Ref) through these variables. No default: a
+# function missing one must say so at once, not look for a table that is not there.
+TABLES = {
+    "counters_table": "COUNTERS_TABLE",
+    "workspaces_table": "WORKSPACES_TABLE",
+    "api_keys_table": "API_KEYS_TABLE",
+    "invoice_items_table": "INVOICE_ITEMS_TABLE",
+    "rate_limits_table": "RATE_LIMITS_TABLE",
+    "idempotency_table": "IDEMPOTENCY_TABLE",
+}
+
 
 @dataclass(frozen=True)
 class Settings:
-    counters_table: str = "CountersTable"
-    workspaces_table: str = "WorkspacesTable"
-    api_keys_table: str = "ApiKeysTable"
-    invoice_items_table: str = "InvoiceItemsTable"
-    rate_limits_table: str = "RateLimitsTable"
-    idempotency_table: str = "IdempotencyTable"
+    counters_table: str
+    workspaces_table: str
+    api_keys_table: str
+    invoice_items_table: str
+    rate_limits_table: str
+    idempotency_table: str
     # Locally the admin token comes from the environment; deployed, from SSM Parameter Store.
     admin_token: str | None = field(default=None, repr=False)
     admin_token_parameter: str | None = None
@@ -33,13 +44,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
+        missing = sorted(var for var in TABLES.values() if not env.get(var))
+        if missing:
+            raise RuntimeError(
+                f"tally's configuration is incomplete: {', '.join(missing)} not set "
+                "(template.yaml sets every table's name in the functions' environment)"
+            )
         names = {
-            "counters_table": "COUNTERS_TABLE",
-            "workspaces_table": "WORKSPACES_TABLE",
-            "api_keys_table": "API_KEYS_TABLE",
-            "invoice_items_table": "INVOICE_ITEMS_TABLE",
-            "rate_limits_table": "RATE_LIMITS_TABLE",
-            "idempotency_table": "IDEMPOTENCY_TABLE",
+            **TABLES,
             "admin_token": "TALLY_ADMIN_TOKEN",
             "admin_token_parameter": "TALLY_ADMIN_TOKEN_PARAMETER",
         }

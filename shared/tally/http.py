@@ -20,7 +20,9 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tally import aws
+from tally import aws, dialects, idempotency, keys, names, operation
+from tally import rate_limit as limits
+from tally.documents import Document
 from tally.errors import (
     BadRequest,
     Internal,
@@ -200,14 +202,6 @@ def _lone_surrogate(value: Any, path: str = "") -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Document:
-    """An answer's body that is not JSON (an SVG badge)."""
-
-    content_type: str
-    text: str
-
-
 def respond(
     status: int, body: dict[str, Any] | Document, headers: dict[str, str] | None = None
 ) -> dict:
@@ -229,9 +223,7 @@ def error_answer(
     shape: Callable[[Request, TallyError], Document] | None = None,
 ) -> dict:
     """`err` in the dialect of the request's path, or as `shape` draws it (an image route)."""
-    from tally.dialects import for_path
-
-    body = shape(request, err) if shape else for_path(request.path).error_body(err)
+    body = shape(request, err) if shape else dialects.for_path(request.path).error_body(err)
     return respond(err.status, body, {**(headers or {}), **err.headers})
 
 
@@ -255,8 +247,6 @@ def rate_limit(request: Request) -> Any:
     None when the bucket table is unreachable. Then the request is served anyway (fail open): the
     limit protects the service, and an outage of the limiter must not become an outage of
     counting."""
-    from tally import keys, names, rate_limit
-
     try:
         try:
             caller = keys.identify(request.bearer)
@@ -273,7 +263,7 @@ def rate_limit(request: Request) -> Any:
         if workspace:
             logger.append_keys(workspace=workspace)  # a correlation key on every later line
         path = request.limit_path()
-        return rate_limit.admit(
+        return limits.admit(
             "*" if path == "$default" else request.method,  # one bucket for every method
             path,
             # The operator has buckets of its own, under the default policy: anonymous traffic
@@ -294,8 +284,6 @@ def rate_limit(request: Request) -> Any:
 
 def _operator(request: Request) -> bool:
     """Whether the bearer is the operator's admin token (asked on /admin routes only)."""
-    from tally import keys
-
     try:
         return keys.is_admin_token(request.bearer)
     except Exception:  # not configured, or SSM unreachable: the route itself answers that
@@ -311,8 +299,6 @@ def _run(fn: Handler, request: Request, grant: Any, context: Any) -> tuple[int, 
     """A changing call, run as one operation (tally.operation): at most once per Idempotency-Key
     when the caller sends one. Only a caller that passed authorization gets here, and its
     records are its own: the scope is who it is (grant.idempotency_scope)."""
-    from tally import idempotency, operation
-
     key = idempotency.key_of(request.headers)
     if key is None:
         with operation.begin():

@@ -19,6 +19,7 @@ from typing import Any
 
 from tally import aws, operation
 from tally.config import settings
+from tally.documents import Document
 from tally.errors import (
     BadRequest,
     Conflict,
@@ -174,17 +175,13 @@ def once(
 
 
 def _storable(body: Any) -> Any:
-    """A JSON answer as it is; an SVG (tally.http.Document) as a tagged dict, rebuilt on replay."""
-    from tally.http import Document
-
+    """A JSON answer as it is; an SVG (a Document) as a tagged dict, rebuilt on replay."""
     if isinstance(body, Document):
         return {"document": {"content_type": body.content_type, "text": body.text}}
     return body
 
 
 def _answer_body(stored: Any) -> Any:
-    from tally.http import Document
-
     if isinstance(stored, dict) and set(stored) == {"document"}:
         return Document(**stored["document"])
     return stored

@@ -120,3 +120,13 @@ def test_an_operation_id_names_one_request_of_one_caller(scope, key, body):
     assert same == idempotency.operation_id(scope, key, fingerprint)
     assert same != idempotency.operation_id(scope + "!", key, fingerprint)
     assert same != idempotency.operation_id(scope, key, {**fingerprint, "path": "/y"})
+
+
+def test_a_function_missing_a_table_name_says_which_at_once():
+    from tally.config import TABLES, Settings
+
+    env = {var: f"{var}-name" for var in TABLES.values()}
+    assert Settings.from_env(env).counters_table == "COUNTERS_TABLE-name"
+    del env["COUNTERS_TABLE"], env["IDEMPOTENCY_TABLE"]
+    with pytest.raises(RuntimeError, match="COUNTERS_TABLE, IDEMPOTENCY_TABLE not set"):
+        Settings.from_env(env)

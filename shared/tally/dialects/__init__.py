@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from tally.dialects import backstack, v2
+
 
 def for_path(path: str) -> ModuleType:
     """CounterAPI V2 owns /v2/...; every other path speaks Backstack."""
-    if path == "/v2" or path.startswith("/v2/"):
-        from tally.dialects import v2
-
-        return v2
-    from tally.dialects import backstack
-
-    return backstack
+    return v2 if path == "/v2" or path.startswith("/v2/") else backstack

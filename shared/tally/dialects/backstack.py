@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tally.errors import TallyError
+from tally import names
+from tally.errors import BadRequest, TallyError
 
 
 def error_body(err: TallyError) -> dict[str, Any]:
@@ -24,9 +25,6 @@ def counter_answer(name: str, value: int) -> tuple[int, dict[str, Any]]:
 
 def page_params(request: Any) -> tuple[int, str | None]:
     """?limit=1..100 (default 50) and ?cursor= from the previous page's next_cursor."""
-    from tally import names
-    from tally.errors import BadRequest
-
     raw = request.query.get("limit")
     limit = 50 if raw is None else names.int64(raw, "limit")
     if not 1 <= limit <= 100:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tally import clock
+from tally import badges, clock, counters, names
 from tally.counters import Counter
-from tally.errors import TallyError
+from tally.documents import Document
+from tally.errors import BadRequest, TallyError
 
 
 def error_body(err: TallyError) -> dict[str, Any]:
@@ -44,7 +45,6 @@ def stats_answer(counter: Counter, now: datetime | None = None) -> tuple[int, di
 
 def change(grant: Any, name: str, delta: int) -> Counter:
     """up, down and the up badge: a change anyone may make to a counter open to anyone."""
-    from tally import counters
 
     return counters.change(
         grant.workspace,
@@ -57,7 +57,6 @@ def change(grant: Any, name: str, delta: int) -> Counter:
 
 def target(request: Any) -> tuple[str, str]:
     """The (workspace, counter name) of a /v2/{workspace}/{name}/... request, validated."""
-    from tally import names
 
     params = request.path_params
     return names.workspace(params.get("workspace")), names.counter(params.get("name"))
@@ -80,8 +79,6 @@ _ERROR_MESSAGES = {
 
 def badge_look(request: Any, name: str) -> tuple[str, str | None]:
     """?label= (default: the counter's name) and ?color=, validated: a 400 names the bad one."""
-    from tally import badges
-    from tally.errors import BadRequest
 
     try:
         label = badges.label(request.query.get("label"), name)
@@ -96,8 +93,6 @@ def badge_look(request: Any, name: str) -> tuple[str, str | None]:
 
 
 def badge_answer(request: Any, counter: Counter) -> tuple[int, Any]:
-    from tally import badges
-    from tally.http import Document
 
     label, color = badge_look(request, counter.name)
     svg = badges.render_svg(label, badges.format_value(counter.value), badges.color(color))
@@ -106,8 +101,6 @@ def badge_answer(request: Any, counter: Counter) -> tuple[int, Any]:
 
 def badge_error(request: Any, err: TallyError) -> Any:
     """An image route's refusal, as an image (the status says what it is)."""
-    from tally import badges
-    from tally.http import Document
 
     try:
         label = badges.label(request.query.get("label"), request.path_params.get("name") or "")
@@ -118,7 +111,6 @@ def badge_error(request: Any, err: TallyError) -> Any:
 
 
 def shield_answer(request: Any, counter: Counter) -> tuple[int, dict[str, Any]]:
-    from tally import badges
 
     label, color = badge_look(request, counter.name)
     return 200, badges.shield_json(label, badges.format_value(counter.value), color)
