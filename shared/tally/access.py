@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tally import counters, idempotency, keys, names, workspaces
+from tally import admin, counters, idempotency, keys, names, workspaces
 from tally.errors import NotFound, TallyError, Unauthorized
 from tally.http import Request
 
@@ -50,7 +50,7 @@ def anyone(request: Request) -> Grant:
 
 def operator(request: Request) -> Grant:
     """/admin routes: the bearer must be the operator's admin token."""
-    keys.check_admin_token(request.bearer)
+    admin.check_admin_token(request.bearer)
     return Grant(None, False, "operator")
 
 

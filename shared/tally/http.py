@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tally import aws, dialects, idempotency, keys, names, operation
+from tally import admin, aws, dialects, idempotency, keys, names, operation
 from tally import rate_limit as limits
 from tally.documents import Document
 from tally.errors import (
@@ -285,7 +285,7 @@ def rate_limit(request: Request) -> Any:
 def _operator(request: Request) -> bool:
     """Whether the bearer is the operator's admin token (asked on /admin routes only)."""
     try:
-        return keys.is_admin_token(request.bearer)
+        return admin.is_admin_token(request.bearer)
     except Exception:  # not configured, or SSM unreachable: the route itself answers that
         return False
 
