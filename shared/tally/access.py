@@ -50,7 +50,10 @@ def anyone(request: Request) -> Grant:
 
 def operator(request: Request) -> Grant:
     """/admin routes: the bearer must be the operator's admin token."""
-    admin.check_admin_token(request.bearer)
+    identity = request.identity
+    if identity.token is None and identity.refusal:  # a malformed Authorization
+        raise identity.refusal
+    admin.check_admin_token(identity.token)
     return Grant(None, False, "operator")
 
 
@@ -58,10 +61,7 @@ def account(scope: str) -> Callable[[Request], Grant]:
     """Backstack /account routes: the workspace is the key's own; a key is always required."""
 
     def authorize(request: Request) -> Grant:
-        token = request.bearer
-        if token is None:
-            raise Unauthorized()
-        caller = keys.authenticate(token)
+        caller = request.identity.require_key()
         caller.require(scope)
         return Grant(caller, True, f"key:{caller.key_id}", caller.workspace)
 
@@ -75,11 +75,11 @@ def counter(scope: str, *, public: bool = True) -> Callable[[Request], Grant]:
     def authorize(request: Request) -> Grant:
         workspace = names.workspace(request.path_params.get("workspace"))
         default = workspaces.default_visibility(workspace)  # cached: the rate limiter read it
-        token = request.bearer
-        if token is None:
+        identity = request.identity
+        if identity.token is None and identity.refusal is None:  # no Authorization at all
             grant = Grant(None, False, f"anonymous:{request.source_ip}", workspace, default)
         else:
-            caller = keys.authenticate(token)
+            caller = identity.require_key()
             own = caller.workspace == workspace
             if own:
                 caller.require(scope)

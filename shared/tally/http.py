@@ -47,6 +47,21 @@ _NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
+class Identity:
+    """A request's credential: none (anonymous), a valid API key (its caller), or a token that is
+    no valid key (`refusal`: what a route needing a key answers; it may be the admin token)."""
+
+    token: str | None = None
+    caller: keys.Caller | None = None
+    refusal: Unauthorized | None = None
+
+    def require_key(self) -> keys.Caller:
+        if self.caller is None:
+            raise self.refusal or Unauthorized()
+        return self.caller
+
+
+@dataclass(frozen=True)
 class Request:
     method: str
     path: str
@@ -88,6 +103,21 @@ class Request:
         if found is None:
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         return found.group(1)
+
+    @functools.cached_property
+    def identity(self) -> Identity:
+        """Who the Authorization header says the caller is, decided once per request (the rate
+        limiter, the route's authorization and the idempotency scope all read this)."""
+        try:
+            token = self.bearer
+        except Unauthorized as refusal:
+            return Identity(refusal=refusal)
+        if token is None:
+            return Identity()
+        try:
+            return Identity(token=token, caller=keys.authenticate(token))
+        except Unauthorized as refusal:  # not a valid key: perhaps the operator's token
+            return Identity(token=token, refusal=refusal)
 
     def check_body(self) -> None:
         """Bound the body before anything parses it: its size, its encoding, its nesting."""
@@ -248,12 +278,8 @@ def rate_limit(request: Request) -> Any:
     limit protects the service, and an outage of the limiter must not become an outage of
     counting."""
     try:
-        try:
-            caller = keys.identify(request.bearer)
-            operator = caller is None and request.path.startswith("/admin/") and _operator(request)
-
-        except Unauthorized:  # a malformed Authorization: anonymous here, refused later
-            caller, operator = None, False
+        caller = request.identity.caller  # None: anonymous here, whatever a route says later
+        operator = caller is None and request.path.startswith("/admin/") and _operator(request)
         workspace = request.path_params.get("workspace")
         try:
             workspace = names.workspace(workspace) if workspace else None
@@ -285,7 +311,7 @@ def rate_limit(request: Request) -> Any:
 def _operator(request: Request) -> bool:
     """Whether the bearer is the operator's admin token (asked on /admin routes only)."""
     try:
-        return admin.is_admin_token(request.bearer)
+        return admin.is_admin_token(request.identity.token)
     except Exception:  # not configured, or SSM unreachable: the route itself answers that
         return False
 

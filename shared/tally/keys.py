@@ -242,13 +242,3 @@ def authenticate(secret: str, *, client: Any = None) -> Caller:
     ):
         raise Unauthorized("invalid or revoked API key")
     return Caller(item["workspace"]["S"], key_id, frozenset(item["scopes"]["SS"]))
-
-
-def identify(secret: str | None, *, client: Any = None) -> Caller | None:
-    """The caller a Bearer secret stands for, or None (no key, or not a valid one)."""
-    if not secret:
-        return None
-    try:
-        return authenticate(secret, client=client)
-    except Unauthorized:
-        return None

@@ -248,3 +248,24 @@ def test_requests_no_route_took_share_one_bucket_whatever_their_method(api, work
         for i, method in enumerate(["GET", "POST", "PUT", "DELETE", "PATCH", "GET", "POST"])
     ]
     assert statuses[:5] == [404] * 5 and statuses[5:] == [429, 429]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v2/acme/c/up"), ("POST", "/account/counters/c/1"), ("GET", "/v2/acme/c")],
+)
+def test_a_request_identifies_its_caller_once(api, workspace, monkeypatch, method, path):
+    """The rate limiter, the route's authorization and the idempotency scope share one answer."""
+    from tally import keys
+
+    _, key = workspace
+    api("GET", "/v2/acme/c/up", key=key)  # the counter exists
+    seen = []
+    authenticate = keys.authenticate
+    monkeypatch.setattr(
+        keys, "authenticate", lambda *a, **k: seen.append(a) or authenticate(*a, **k)
+    )
+
+    answer = api(method, path, key=key, headers={"Idempotency-Key": "once"})
+
+    assert answer.status == 200 and len(seen) == 1
