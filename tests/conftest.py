@@ -97,9 +97,11 @@ class Api:
         data = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
         response = self.client.open(path, method=method, headers=sent, data=data)
         text = response.get_data(as_text=True)
-        return Answer(
-            response.status_code, json.loads(text) if text else None, dict(response.headers)
+        # A JSON answer parsed; any other (an SVG badge) kept as its text.
+        body = (
+            json.loads(text) if text and response.mimetype == "application/json" else text or None
         )
+        return Answer(response.status_code, body, dict(response.headers))
 
 
 class _Discard:
