@@ -56,12 +56,47 @@ def operation_id(scope: str, key: str, fingerprint: dict[str, Any]) -> str:
     return hashlib.sha256(f"{scope}\n{key}\n{request}".encode()).hexdigest()[:20]
 
 
+class _Attempt:
+    """One request's run of a changing call: the call, and its outcome once it ran here (the true
+    answer to give if storing it fails)."""
+
+    def __init__(self, run: Callable[[], tuple[int, dict[str, Any]]]) -> None:
+        self.run = run
+        self.outcome: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            status, body = self.run()
+        except TallyError as err:
+            if err.status >= 500 and not isinstance(err, OutcomeUnknown):
+                raise  # nothing was applied: not stored, so the caller may retry
+            self.outcome = {
+                "error": True,
+                "status": err.status,
+                "message": err.message,
+                "kind": err.kind,
+                "fields": err.fields,
+                "headers": err.headers,
+            }
+        else:
+            self.outcome = {"status": status, "body": _storable(body)}
+        return self.outcome
+
+
+def _replayed(answer: dict[str, Any], _record: Any) -> dict[str, Any]:
+    """Powertools' response hook, called on a replay only: the answer is marked as one."""
+    count("IdempotentReplays")
+    return {**answer, "replayed": True}
+
+
 @once
-def _machinery() -> tuple[Any, Any, Any]:
+def _machinery() -> tuple[Any, Any]:
+    """The Powertools idempotency machinery, built once: the decorated apply and its config."""
     # Imported here: only changing calls that carry a key pay for it.
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
         IdempotencyConfig,
+        idempotent_function,
     )
     from aws_lambda_powertools.utilities.idempotency.serialization.base import (
         BaseIdempotencySerializer,
@@ -88,8 +123,20 @@ def _machinery() -> tuple[Any, Any, Any]:
         payload_validation_jmespath="request",
         expires_after_seconds=TTL_SECONDS,
         raise_on_no_idempotency_key=True,
+        response_hook=_replayed,
     )
-    return store, config, WithoutSecrets()
+
+    @idempotent_function(
+        data_keyword_argument="data",
+        persistence_store=store,
+        config=config,
+        key_prefix="tally",
+        output_serializer=WithoutSecrets(),
+    )
+    def apply(data: dict[str, Any], attempt: _Attempt) -> dict[str, Any]:
+        return attempt()  # `data` (scope, key, request) is what Powertools keys and checks
+
+    return apply, config
 
 
 def once(
@@ -105,48 +152,18 @@ def once(
     The first answer is stored and replayed, refusals (4xx) included, and so is an outcome that
     could not be confirmed (it must never be applied twice). A failure that applied nothing (other
     5xx) is not stored, so the caller may retry with the same key."""
-    from aws_lambda_powertools.utilities.idempotency import idempotent_function
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyPersistenceLayerError,
         IdempotencyValidationError,
     )
 
-    store, config, serializer = _machinery()
+    apply, config = _machinery()
     if context is not None:
         config.register_lambda_context(context)
-    started, outcome = False, None  # whether `run` ran in this request, and its outcome
-
-    @idempotent_function(
-        data_keyword_argument="data",
-        persistence_store=store,
-        config=config,
-        key_prefix="tally",
-        output_serializer=serializer,
-    )
-    def apply(data: dict[str, Any]) -> dict[str, Any]:
-        nonlocal started, outcome
-        started = True
-        try:
-            status, body = run()
-        except TallyError as err:
-            if err.status >= 500 and not isinstance(err, OutcomeUnknown):
-                raise  # nothing was applied: not stored, so the caller may retry
-            outcome = {
-                "error": True,
-                "status": err.status,
-                "message": err.message,
-                "kind": err.kind,
-                "fields": err.fields,
-                "headers": err.headers,
-            }
-        else:
-            outcome = {"status": status, "body": _storable(body)}
-        return outcome
-
-    data = {"scope": scope, "key": key, "request": fingerprint}
+    attempt = _Attempt(run)
     try:
-        answer = apply(data=data)
+        answer = apply(data={"scope": scope, "key": key, "request": fingerprint}, attempt=attempt)
     except IdempotencyValidationError as err:
         raise Unprocessable(
             "this Idempotency-Key was used with a different request",
@@ -157,15 +174,12 @@ def once(
         refusal.headers["Retry-After"] = "1"
         raise refusal from err
     except IdempotencyPersistenceLayerError as err:
-        if outcome is None:
+        if attempt.outcome is None:
             raise Unavailable() from err  # before the call ran: nothing happened
         # The call ran but its answer could not be stored: give the caller the true answer.
         logger.warning("could not store an idempotent answer", extra={"error": repr(err)})
-        answer = outcome
-    headers = {}
-    if not started:
-        count("IdempotentReplays")
-        headers["Idempotent-Replayed"] = "true"
+        answer = attempt.outcome
+    headers = {"Idempotent-Replayed": "true"} if answer.get("replayed") else {}
     if answer.get("error"):
         stored = TallyError(answer["message"], fields=answer["fields"])
         stored.status, stored.kind = answer["status"], answer["kind"]
