@@ -134,7 +134,8 @@ class Request:
             )
 
     def json_body(self) -> dict[str, Any]:
-        self.check_body()
+        """The body as a JSON object; api_handler has bounded it (check_body) before any route
+        runs, so it is not scanned twice."""
         if self.body is None or not self.body.strip():
             raise BadRequest("a JSON object body is required", fields={"body": "missing"})
         try:
