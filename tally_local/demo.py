@@ -13,11 +13,11 @@ DEMO_READ_KEY = "tly_demoread_local-read-key-not-a-secret"  # events/revoke_api_
 def seed_demo(client: Any) -> bool:
     """Create the demo workspace, its keys and a public `visits` counter (a web page can count
     on it with no key) unless they exist. True if they were created now."""
-    from tally import counter_settings, counters, keys
+    from tally import counter_settings, counters, keys, workspaces
     from tally.errors import Conflict
 
     try:
-        keys.create_workspace(DEMO_WORKSPACE, client=client, key_id="demo", secret=DEMO_KEY)
+        workspaces.create(DEMO_WORKSPACE, client=client, key_id="demo", secret=DEMO_KEY)
     except Conflict:
         return False
     keys.create_key(

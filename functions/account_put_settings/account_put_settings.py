@@ -10,5 +10,5 @@ from tally.validation import parse
 @api_handler(auth=access.account("admin"), changes=True)
 def handler(request, grant):
     change = parse(bodies.WORKSPACE_SETTINGS, request.json_body())
-    found = workspaces.update(grant.workspace, dv=change["default_visibility"])
+    found = workspaces.update(grant.workspace, default_visibility=change["default_visibility"])
     return 200, found.settings()

@@ -100,7 +100,7 @@ def _require_open(grant: Grant, name: str | None) -> None:
     name = names.counter(name)
     found = counters.get(grant.workspace, name, default_visibility=grant.default_visibility)
     if found is None:
-        found = counters.Counter(grant.workspace, "", {}, grant.default_visibility)
+        found = counters.Counter.unborn(grant.workspace, name, grant.default_visibility)
     if not found.open_to_anyone:
         raise grant.denied()
 

@@ -1,17 +1,17 @@
 """Threshold billing: for every counter whose value has reached its billing threshold T, one
 invoice item of k * amount (k = value // T) and the counter lowered by k * T, in one transaction.
 
-Finding them: a change that takes a billed counter to T or above marks it (`due`, see
-counters.mark_if_due), one conditional write at the crossing only; a sparse index over `due` lists exactly the marked
-counters, so a run reads what is due and nothing else.
+Finding them: a change that takes a billed counter to T or above marks it due (see
+counters.mark_if_due), one conditional write at the crossing only; a sparse index over the mark
+lists exactly the marked counters, so a run reads what is due and nothing else.
 
 Exactly once, nothing lost:
-  - the counter keeps `bu`, the units billed over its life; the transaction requires `bu` to be
-    what the run read, so two runs (or a retried one) cannot both bill the same units;
-  - the invoice item's id is derived from (workspace, counter, bu): the same units always make
-    the same id, and the item is put only if that id does not exist;
+  - the counter keeps its billed units, over its life; the transaction requires them to be what
+    the run read, so two runs (or a retried one) cannot both bill the same units;
+  - the invoice item's id is derived from (workspace, counter, billed units): the same units
+    always make the same id, and the item is put only if that id does not exist;
   - the value is lowered with ADD, never SET, so changes landing during the run are kept.
-  Invariant at every moment: bu + value = the sum of all changes.
+  Invariant at every moment: billed units + value = the sum of all changes.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, counters, invoices
+from tally import aws, invoices
 from tally.config import settings
-
-DUE_INDEX = "due"
+from tally.items import counter as stored
+from tally.items import invoice_item
 
 
 @dataclass
@@ -52,15 +52,9 @@ def due_counters(*, client: Any = None) -> list[tuple[str, str]]:
     pages = (
         (client or aws.dynamodb())
         .get_paginator("query")
-        .paginate(
-            TableName=settings().counters_table,
-            IndexName=DUE_INDEX,
-            KeyConditionExpression="#due = :due",
-            ExpressionAttributeNames={"#due": "due"},
-            ExpressionAttributeValues={":due": {"S": counters.DUE}},
-        )
+        .paginate(TableName=settings().counters_table, **stored.due_query())
     )
-    return [(i["workspace"]["S"], i["counter"]["S"]) for page in pages for i in page["Items"]]
+    return [stored.names(raw) for page in pages for raw in page["Items"]]
 
 
 def run(*, client: Any = None, log: Any = None) -> Report:
@@ -90,60 +84,36 @@ def _failed(report: Report, log: Any, workspace: str, counter: str) -> None:
 
 def bill(workspace: str, counter: str, report: Report, *, client: Any) -> None:
     cfg = settings()
-    key = {"workspace": {"S": workspace}, "counter": {"S": counter}}
-    item = client.get_item(TableName=cfg.counters_table, Key=key, ConsistentRead=True).get("Item")
-    if item is None or "bt" not in item:
+    key = stored.key(workspace, counter)
+    item = stored.item(
+        client.get_item(TableName=cfg.counters_table, Key=key, ConsistentRead=True).get("Item")
+    )
+    if item.billing is None:
         return _unmark(client, key, always=True)
-    value = int(item.get("v", {}).get("N", "0"))
-    threshold, amount = int(item["bt"]["N"]), int(item["ba"]["N"])
-    billed = int(item.get("bu", {}).get("N", "0"))
+    threshold, amount, description = item.billing
+    billed = item.billed_units
     # Whole thresholds passed; one item holds at most invoices.MAX_AMOUNT cents, and what does
     # not fit is billed next run.
-    k = min(max(0, value // threshold), invoices.MAX_AMOUNT // abs(amount))
+    k = min(max(0, item.value // threshold), invoices.MAX_AMOUNT // abs(amount))
     if k == 0:
         return _unmark(client, key)
     units = k * threshold
     record = invoices.record_of(
-        workspace, k * amount, item["bd"]["S"], "billing", item_id(workspace, counter, billed)
+        workspace, k * amount, description, "billing", item_id(workspace, counter, billed)
     )
-    same_billed = "#bu = :bu" if billed else "(attribute_not_exists(#bu) OR #bu = :bu)"
     client.transact_write_items(
         TransactItems=[
-            {
-                "Put": {
-                    "TableName": cfg.invoice_items_table,
-                    "Item": record,
-                    "ConditionExpression": "attribute_not_exists(item_id)",
-                }
-            },
+            {"Put": invoice_item.put_once(cfg.invoice_items_table, record)},
             {
                 "Update": {
                     "TableName": cfg.counters_table,
                     "Key": key,
-                    # The room to the bounds moves with the value (ru = hi - v, rd = v - lo).
-                    "UpdateExpression": "ADD #v :minus, #bu :units, #ru :units, #rd :minus",
-                    "ConditionExpression": f"{same_billed} AND #v >= :units AND #bt = :bt AND #ba = :ba",
-                    "ExpressionAttributeNames": {
-                        "#v": "v",
-                        "#bu": "bu",
-                        "#ru": "ru",
-                        "#rd": "rd",
-                        "#bt": "bt",
-                        "#ba": "ba",
-                    },
-                    "ExpressionAttributeValues": {
-                        ":minus": {"N": str(-units)},
-                        ":units": {"N": str(units)},
-                        ":bu": {"N": str(billed)},
-                        ":bt": {"N": str(threshold)},
-                        ":ba": {"N": str(amount)},
-                    },
+                    **stored.bill(units, billed, threshold, amount).params(),
                 }
             },
         ]
     )
-    rendered = invoices.render(record)
-    report.items.append(rendered)
+    report.items.append(invoices.render(record))
     report.items_created += 1
     report.units_billed += units
     report.cents_billed += k * amount
@@ -153,15 +123,9 @@ def bill(workspace: str, counter: str, report: Report, *, client: Any) -> None:
 def _unmark(client: Any, key: dict[str, Any], *, always: bool = False) -> None:
     """Drop the mark unless the counter is due again (changes may have landed meanwhile); a mark
     left behind is harmless: the next run finds nothing to bill and drops it then."""
-    condition = "attribute_exists(#due)" if always else "attribute_exists(#due) AND #v < #bt"
-    names = {"#due": "due"} if always else {"#due": "due", "#v": "v", "#bt": "bt"}
     try:
         client.update_item(
-            TableName=settings().counters_table,
-            Key=key,
-            UpdateExpression="REMOVE #due",
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
+            TableName=settings().counters_table, Key=key, **stored.unmark(always=always).params()
         )
     except ClientError as err:
         if not aws.condition_failed(err):

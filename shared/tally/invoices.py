@@ -1,8 +1,8 @@
 """Invoice items: one item per charge (or offset) on a workspace's next invoice.
 
 Items are keyed by id, so an id can be chosen to make a write happen exactly once (billing
-derives it from what it bills); a local secondary index on the creation time lists them newest
-first, strongly consistent.
+derives it from what it bills); they are listed newest first, strongly consistent
+(tally.items.invoice_item).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from botocore.exceptions import ClientError
 from tally import aws, clock, operation
 from tally.config import settings
 from tally.errors import BadRequest, Conflict
+from tally.items import invoice_item as stored
+from tally.items.invoice_item import InvoiceItem
 
 MAX_AMOUNT = 10**12
-BY_TIME = "by_time"
 
 
 def create(workspace: str, amount: int, description: str, *, client: Any = None) -> dict:
@@ -37,23 +38,17 @@ def create(workspace: str, amount: int, description: str, *, client: Any = None)
     for _ in range(_GENERATIONS):
         record = record_of(workspace, amount, description, "api", item_id)
         try:
-            client.put_item(
-                TableName=settings().invoice_items_table,
-                Item=record,
-                ConditionExpression="attribute_not_exists(item_id) OR created = :created",
-                ExpressionAttributeValues={":created": record["created"]},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            client.put_item(**stored.put_for_operation(settings().invoice_items_table, record))
             return render(record)
         except ClientError as err:
             if not aws.condition_failed(err):
                 raise
-            old = err.response.get("Item") or {}
-        if old.get("workspace", {}).get("S") != workspace:
+            old = stored.of(err.response["Item"]) if err.response.get("Item") else None
+        if old is None or old.workspace != workspace:
             break
-        if old["timestamp"]["S"] >= stale:
+        if old.timestamp >= stale:
             return render(old)
-        item_id = "ivi_" + hashlib.sha256(old["item_id"]["S"].encode()).hexdigest()[:20]
+        item_id = "ivi_" + hashlib.sha256(old.item_id.encode()).hexdigest()[:20]
     raise Conflict(f"invoice item {item_id} exists; send this request with a new Idempotency-Key")
 
 
@@ -62,28 +57,19 @@ _GENERATIONS = 100  # times one Idempotency-Key can be reused, a day or more apa
 
 def record_of(
     workspace: str, amount: int, description: str, source: str, item_id: str
-) -> dict[str, Any]:
-    stamp = clock.iso()
-    return {
-        "workspace": {"S": workspace},
-        "item_id": {"S": item_id},
-        "amount": {"N": str(amount)},
-        "description": {"S": description},
-        "timestamp": {"S": stamp},
-        "source": {"S": source},
-        "created": {"S": f"{stamp}#{item_id}"},  # the index's sort key: time, then id
-    }
+) -> InvoiceItem:
+    return InvoiceItem(workspace, item_id, amount, description, clock.iso(), source)
 
 
-def render(record: dict[str, Any]) -> dict[str, Any]:
+def render(item: InvoiceItem) -> dict[str, Any]:
     return {
-        "id": record["item_id"]["S"],
-        "account_id": record["workspace"]["S"],
-        "amount": int(record["amount"]["N"]),
-        "description": record["description"]["S"],
-        "timestamp": record["timestamp"]["S"],
-        "invoice_id": record["invoice_id"]["S"] if "invoice_id" in record else None,
-        "source": record["source"]["S"],
+        "id": item.item_id,
+        "account_id": item.workspace,
+        "amount": item.amount,
+        "description": item.description,
+        "timestamp": item.timestamp,
+        "invoice_id": item.invoice_id,
+        "source": item.source,
     }
 
 
@@ -93,46 +79,30 @@ def page(
     """One page of items, newest first, with the workspace's item count and the next cursor."""
     client = client or aws.dynamodb()
     table = settings().invoice_items_table
-    query: dict[str, Any] = {
-        "TableName": table,
-        "IndexName": BY_TIME,
-        "KeyConditionExpression": "workspace = :ws",
-        "ExpressionAttributeValues": {":ws": {"S": workspace}},
-        "ScanIndexForward": False,
-        "ConsistentRead": True,
-        "Limit": limit,
-    }
-    if cursor:
-        query["ExclusiveStartKey"] = _decode_cursor(cursor, workspace)
-    answer = client.query(**query)
+    after = _decode_cursor(cursor) if cursor else None
+    answer = client.query(TableName=table, **stored.newest_first(workspace, limit, after))
     last = answer.get("LastEvaluatedKey")
     return {
-        "list": [render(record) for record in answer["Items"]],
+        "list": [render(stored.of(raw)) for raw in answer["Items"]],
         "total": _count(client, table, workspace),
-        "next_cursor": _encode_cursor(last) if last else None,
+        "next_cursor": _encode_cursor(*stored.cursor_of(last)) if last else None,
     }
 
 
 def _count(client: Any, table: str, workspace: str) -> int:
-    pages = client.get_paginator("query").paginate(
-        TableName=table,
-        KeyConditionExpression="workspace = :ws",
-        ExpressionAttributeValues={":ws": {"S": workspace}},
-        Select="COUNT",
-        ConsistentRead=True,
-    )
+    pages = client.get_paginator("query").paginate(TableName=table, **stored.count_query(workspace))
     return sum(p["Count"] for p in pages)
 
 
-def _encode_cursor(key: dict[str, Any]) -> str:
-    plain = {"i": key["item_id"]["S"], "c": key["created"]["S"]}
+def _encode_cursor(item_id: str, created: str) -> str:
+    plain = {"i": item_id, "c": created}
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
 _MAX_CURSOR = 512  # the cursors this API gives are ~150 characters
 
 
-def _decode_cursor(cursor: str, workspace: str) -> dict[str, Any]:
+def _decode_cursor(cursor: str) -> tuple[str, str]:
     if len(cursor) > _MAX_CURSOR:  # bounded before it is decoded or parsed (nesting included)
         raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
     try:
@@ -142,11 +112,7 @@ def _decode_cursor(cursor: str, workspace: str) -> dict[str, Any]:
         raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"}) from err
     if not _ITEM_ID.fullmatch(item_id) or not 0 < len(created) <= 100:
         raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
-    return {
-        "workspace": {"S": workspace},
-        "item_id": {"S": item_id},
-        "created": {"S": created},
-    }
+    return item_id, created
 
 
 _ITEM_ID = re.compile(r"ivi_[0-9a-z_]{1,64}")

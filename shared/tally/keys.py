@@ -1,4 +1,5 @@
-"""Workspaces and their API keys. Secrets are shown once and stored only as SHA-256 hashes."""
+"""API keys: issued, looked up (cached while warm), revoked. Secrets are shown once and stored
+only as SHA-256 hashes."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, clock, workspaces
+from tally import aws, clock
 from tally.config import settings
 from tally.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
+from tally.items import api_key as stored
+from tally.items.api_key import StoredKey
 from tally.warm_cache import WarmCache
 
 SCOPES = ("read", "write", "admin")
@@ -79,58 +82,14 @@ def _key_id_of(secret: str) -> str | None:
     return None
 
 
-def _new_key(workspace: str, scopes: tuple[str, ...], key_id: str | None, secret: str | None):
+def new_key(
+    workspace: str, scopes: tuple[str, ...], key_id: str | None, secret: str | None
+) -> tuple[IssuedKey, StoredKey]:
     key_id = key_id or secrets.token_hex(8)
     secret = secret or f"{_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
     created_at = clock.iso()
-    item = {
-        "key_id": {"S": key_id},
-        "workspace": {"S": workspace},
-        "secret_sha256": {"S": hash_secret(secret)},
-        "scopes": {"SS": list(scopes)},
-        "created_at": {"S": created_at},
-    }
-    return IssuedKey(workspace, key_id, secret, scopes, created_at), item
-
-
-def create_workspace(
-    workspace: str,
-    *,
-    default_visibility: str = "private",
-    client: Any = None,
-    key_id: str | None = None,
-    secret: str | None = None,
-) -> IssuedKey:
-    """Create a workspace and its first admin key, both or neither (409 if it exists)."""
-    client = client or aws.dynamodb()
-    cfg = settings()
-    issued, key_item = _new_key(workspace, ("admin",), key_id, secret)
-    try:
-        client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": cfg.workspaces_table,
-                        "Item": workspaces.item(workspace, issued.created_at, default_visibility),
-                        "ConditionExpression": "attribute_not_exists(workspace)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": cfg.api_keys_table,
-                        "Item": key_item,
-                        "ConditionExpression": "attribute_not_exists(key_id)",
-                    }
-                },
-            ]
-        )
-    except ClientError as err:
-        reasons = err.response.get("CancellationReasons") or []
-        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-            raise Conflict(f"workspace '{workspace}' already exists") from err
-        raise
-    workspaces.forget(workspace)  # this container may remember it as absent
-    return issued
+    issued = IssuedKey(workspace, key_id, secret, scopes, created_at)
+    return issued, StoredKey(key_id, workspace, hash_secret(secret), frozenset(scopes), created_at)
 
 
 def create_key(
@@ -142,14 +101,9 @@ def create_key(
     secret: str | None = None,
 ) -> IssuedKey:
     client = client or aws.dynamodb()
-    issued, item = _new_key(workspace, scopes, key_id, secret)
+    issued, key = new_key(workspace, scopes, key_id, secret)
     try:
-        client.put_item(
-            TableName=settings().api_keys_table,
-            Item=item,
-            ConditionExpression="attribute_not_exists(key_id) OR secret_sha256 = :mine",
-            ExpressionAttributeValues={":mine": item["secret_sha256"]},
-        )
+        client.put_item(**stored.put_new(settings().api_keys_table, key, or_same_secret=True))
     except ClientError as err:
         if aws.condition_failed(err):
             raise Conflict(f"API key id '{issued.key_id}' is taken") from err
@@ -172,23 +126,8 @@ def revoke_key(workspace: str, key_id: str, *, by: str, client: Any = None) -> d
     try:
         client.transact_write_items(
             TransactItems=[
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": {"key_id": {"S": key_id}},
-                        "UpdateExpression": "SET revoked_at = :now",
-                        "ConditionExpression": "workspace = :ws AND attribute_not_exists(revoked_at)",
-                        "ExpressionAttributeValues": {":now": {"S": now}, ":ws": {"S": workspace}},
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                },
-                {
-                    "ConditionCheck": {
-                        "TableName": table,
-                        "Key": {"key_id": {"S": by}},
-                        "ConditionExpression": "attribute_not_exists(revoked_at)",
-                    }
-                },
+                {"Update": stored.revoke(table, key_id, workspace, now)},
+                {"ConditionCheck": stored.unrevoked(table, by)},
             ]
         )
     except ClientError as err:
@@ -198,10 +137,10 @@ def revoke_key(workspace: str, key_id: str, *, by: str, client: Any = None) -> d
             _cache.pop(by)
             raise Unauthorized() from err
         if codes and codes[0] == "ConditionalCheckFailed":
-            old = reasons[0].get("Item") or {}
-            if old.get("workspace", {}).get("S") != workspace:
+            old = stored.of(reasons[0]["Item"]) if reasons[0].get("Item") else None
+            if old is None or old.workspace != workspace:
                 raise NotFound(f"no API key '{key_id}' in this workspace") from err
-            now = old["revoked_at"]["S"]  # revoked before: a repeat answers that time
+            now = old.revoked_at or now  # revoked before: a repeat answers that time
         elif "TransactionConflict" in codes:  # another write to one of the keys: retry later
             raise Unavailable() from err
         else:
@@ -216,17 +155,16 @@ def revoke_key(workspace: str, key_id: str, *, by: str, client: Any = None) -> d
 _cache = WarmCache()
 
 
-def _lookup(key_id: str, client: Any) -> dict[str, Any] | None:
-    def load() -> dict[str, Any] | None:
-        return (
+def _lookup(key_id: str, client: Any) -> StoredKey | None:
+    def load() -> StoredKey | None:
+        raw = (
             (client or aws.dynamodb())
             .get_item(
-                TableName=settings().api_keys_table,
-                Key={"key_id": {"S": key_id}},
-                ConsistentRead=True,
+                TableName=settings().api_keys_table, Key=stored.key(key_id), ConsistentRead=True
             )
             .get("Item")
         )
+        return stored.of(raw) if raw else None
 
     return _cache.get_or_load(key_id, load, settings().key_cache_seconds)
 
@@ -234,11 +172,11 @@ def _lookup(key_id: str, client: Any) -> dict[str, Any] | None:
 def authenticate(secret: str, *, client: Any = None) -> Caller:
     """The caller a Bearer secret stands for, or Unauthorized."""
     key_id = _key_id_of(secret)
-    item = _lookup(key_id, client) if key_id else None
+    found = _lookup(key_id, client) if key_id else None
     if (
-        item is None
-        or "revoked_at" in item
-        or not hmac.compare_digest(item["secret_sha256"]["S"], hash_secret(secret))
+        found is None
+        or found.revoked_at is not None
+        or not hmac.compare_digest(found.secret_sha256, hash_secret(secret))
     ):
         raise Unauthorized("invalid or revoked API key")
-    return Caller(item["workspace"]["S"], key_id, frozenset(item["scopes"]["SS"]))
+    return Caller(found.workspace, found.key_id, found.scopes)

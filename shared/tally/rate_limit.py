@@ -29,6 +29,7 @@ from typing import Any
 
 from tally import aws, clock, workspaces
 from tally.config import settings
+from tally.items import bucket as stored
 from tally.warm_cache import WarmCache
 
 _TRIES = 3
@@ -112,31 +113,19 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
     full = _hints.get(bucket, 0) < now
     for _ in range(_TRIES):
         if full:
-            update = {
-                "UpdateExpression": "SET #tat = :first, #exp = :exp",
-                "ConditionExpression": "attribute_not_exists(#tat) OR #tat < :now",
-                "ExpressionAttributeValues": _numbers(first=now + interval, exp=expires, now=now),
-            }
+            update = stored.start(now, interval, expires)
         else:
-            update = {
-                "UpdateExpression": "ADD #tat :interval SET #exp = :exp",
-                "ConditionExpression": "#tat >= :now AND #tat <= :latest",
-                "ExpressionAttributeValues": _numbers(
-                    interval=interval, exp=expires, now=now, latest=latest
-                ),
-            }
+            update = stored.take(now, interval, latest, expires)
         try:
             answer = client.update_item(
                 TableName=settings().rate_limits_table,
-                Key={"bucket": {"S": bucket}},
-                ExpressionAttributeNames={"#tat": "tat", "#exp": "expires"},
+                Key=stored.key(bucket),
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **update,
+                **update.params(),
             )
         except client.exceptions.ConditionalCheckFailedException as err:
-            old = err.response.get("Item")
-            tat = int(old["tat"]["N"]) if old and "tat" in old else None
+            tat = stored.tat(err.response.get("Item"))
             if tat is not None and tat > latest:  # empty: refused, and nothing was written
                 _hints.put(bucket, tat, policy.window)
                 return Decision(
@@ -148,7 +137,7 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
                 )
             full = tat is None or tat < now
             continue
-        tat = int(answer["Attributes"]["tat"]["N"])
+        tat = stored.tat(answer["Attributes"])
         _hints.put(bucket, tat, policy.window)
         return Decision(
             policy,
@@ -157,10 +146,6 @@ def take(bucket: str, policy: Policy = DEFAULT, *, client: Any = None) -> Decisi
             full_in_s=math.ceil((tat - now) / 1_000_000),
         )
     raise RuntimeError("rate limit bucket did not settle")  # unreachable: tat only grows
-
-
-def _numbers(**values: int) -> dict[str, Any]:
-    return {f":{k}": {"N": str(v)} for k, v in values.items()}
 
 
 def admit(
@@ -207,5 +192,5 @@ def policy_for(workspace: str | None, *, client: Any = None) -> Policy | None:
 
 
 def set_policy(workspace: str, quota: int, window: int, *, client: Any = None) -> Policy:
-    workspaces.update(workspace, rl_quota=quota, rl_window=window, client=client)
+    workspaces.update(workspace, rate_limit=(quota, window), client=client)
     return Policy(quota, window, "workspace")

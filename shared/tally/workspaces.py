@@ -1,4 +1,5 @@
-"""Workspaces: what a workspace has chosen for all its counters. Its rate limit (set by the
+"""Workspaces: created with their first admin key, and what a workspace has chosen for all its
+counters. Its rate limit (set by the
 operator, tally.rate_limit) and its counters' default visibility (set with an admin key).
 
 One item per workspace, read on nearly every request (the rate limiter needs its policy) and so
@@ -12,9 +13,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws
+from tally import aws, keys
 from tally.config import settings
-from tally.errors import BadRequest, NotFound
+from tally.errors import BadRequest, Conflict, NotFound
+from tally.items import api_key as stored_key
+from tally.items import workspace as stored
 from tally.warm_cache import WarmCache
 
 VISIBILITIES = ("private", "public")
@@ -57,8 +60,8 @@ def get(name: str, *, fresh: bool = False, client: Any = None) -> Workspace | No
             (client or aws.dynamodb())
             .get_item(
                 TableName=settings().workspaces_table,
-                Key={"workspace": {"S": name}},
-                ProjectionExpression="workspace, dv, rl_quota, rl_window",
+                Key=stored.key(name),
+                ProjectionExpression=stored.READ,
                 ConsistentRead=fresh,
             )
             .get("Item")
@@ -75,21 +78,21 @@ def default_visibility(name: str) -> str:
     return found.default_visibility if found else "private"
 
 
-def update(name: str, *, client: Any = None, **attributes: Any) -> Workspace:
-    """SET the given attributes of an existing workspace (404 if there is none)."""
-    names = {f"#{k}": k for k in attributes}
-    values = {
-        f":{k}": {"N": str(v)} if isinstance(v, int) else {"S": v} for k, v in attributes.items()
-    }
+def update(
+    name: str,
+    *,
+    default_visibility: str | None = None,
+    rate_limit: tuple[int, int] | None = None,
+    client: Any = None,
+) -> Workspace:
+    """Set what is given of an existing workspace (404 if there is none): its counters' default
+    visibility, its rate limit (quota, window seconds)."""
     try:
         answer = (client or aws.dynamodb()).update_item(
             TableName=settings().workspaces_table,
-            Key={"workspace": {"S": name}},
-            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in attributes),
-            ConditionExpression="attribute_exists(workspace)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            Key=stored.key(name),
             ReturnValues="ALL_NEW",
+            **stored.update(default_visibility=default_visibility, rate_limit=rate_limit).params(),
         )
     except ClientError as err:
         if aws.condition_failed(err):
@@ -99,20 +102,43 @@ def update(name: str, *, client: Any = None, **attributes: Any) -> Workspace:
     return _of(answer["Attributes"])
 
 
+def create(
+    workspace: str,
+    *,
+    default_visibility: str = "private",
+    client: Any = None,
+    key_id: str | None = None,
+    secret: str | None = None,
+) -> keys.IssuedKey:
+    """Create a workspace and its first admin key, both or neither (409 if it exists)."""
+    client = client or aws.dynamodb()
+    cfg = settings()
+    issued, key = keys.new_key(workspace, ("admin",), key_id, secret)
+    new_workspace = {
+        "TableName": cfg.workspaces_table,
+        "Item": stored.new(workspace, issued.created_at, default_visibility),
+        "ConditionExpression": stored.create_only(),
+    }
+    try:
+        client.transact_write_items(
+            TransactItems=[
+                {"Put": new_workspace},
+                {"Put": stored_key.put_new(cfg.api_keys_table, key)},
+            ]
+        )
+    except ClientError as err:
+        reasons = err.response.get("CancellationReasons") or []
+        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+            raise Conflict(f"workspace '{workspace}' already exists") from err
+        raise
+    forget(workspace)  # this container may remember it as absent
+    return issued
+
+
 def forget(name: str) -> None:
     """Drop what this container remembers of the workspace (after a change made here)."""
     _cache.pop(name)
 
 
-def item(name: str, created_at: str, default: str) -> dict[str, Any]:
-    """A new workspace's item."""
-    return {"workspace": {"S": name}, "created_at": {"S": created_at}, "dv": {"S": default}}
-
-
-def _of(item: dict[str, Any]) -> Workspace:
-    quota = item.get("rl_quota")
-    return Workspace(
-        name=item["workspace"]["S"],
-        default_visibility=item.get("dv", {}).get("S", "private"),
-        rate_limit=(int(quota["N"]), int(item["rl_window"]["N"])) if quota else None,
-    )
+def _of(raw: dict[str, Any]) -> Workspace:
+    return Workspace(*stored.decoded(raw))

@@ -21,8 +21,8 @@ def _billed(name: str = "api_calls", threshold: int = T, amount: int = AMOUNT, *
 
 def _state(ddb, name: str = "api_calls") -> tuple[int, int]:
     """(value, units billed over the counter's life)."""
-    item = counters.get("acme", name).item
-    return int(item.get("v", {}).get("N", "0")), int(item.get("bu", {}).get("N", "0"))
+    stored = counters.get("acme", name).stored
+    return stored.value, stored.billed_units
 
 
 def _billing_items(workspace: str = "acme") -> list[dict]:
