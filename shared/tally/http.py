@@ -31,7 +31,7 @@ from tally.errors import (
     Unauthorized,
     Unavailable,
 )
-from tally.telemetry import count, logger, metrics, traced
+from tally.telemetry import add_keys, count, invocation, logger
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_BODY_DEPTH = 32  # nested arrays/objects; no request of the API needs more than 3
@@ -288,7 +288,7 @@ def rate_limit(request: Request) -> Any:
             workspace = None
         workspace = workspace or (caller.workspace if caller else None)
         if workspace:
-            logger.append_keys(workspace=workspace)  # a correlation key on every later line
+            add_keys(workspace=workspace)  # a correlation key on every later line
         path = request.limit_path()
         return limits.admit(
             "*" if path == "$default" else request.method,  # one bucket for every method
@@ -355,11 +355,7 @@ def api_handler(
         )
 
     @functools.wraps(fn)
-    @logger.inject_lambda_context(
-        correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
-    )
-    @metrics.log_metrics
-    @traced
+    @invocation(correlation_path=correlation_paths.API_GATEWAY_HTTP)
     def handler(event: dict[str, Any], context: Any) -> dict:
         request = Request.from_event(event)
         count("Requests")

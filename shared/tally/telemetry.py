@@ -10,7 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.lambda_context import build_lambda_context_model
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.utilities import jmespath_utils
 
 SERVICE = "tally"  # the service name and metrics namespace: constants of the product, not config
 # A request must not be able to write a large log line (a deep body once made a 300 KB
@@ -83,7 +86,51 @@ def traced(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return run
 
 
+def invocation(
+    handler: Callable[[Any, Any], Any] | None = None, *, correlation_path: str | None = None
+) -> Any:
+    """What every function's handler runs inside: its log lines carry the invocation's context
+    (function, request id, cold start, the correlation id found at `correlation_path` in the
+    event), its metrics are flushed as one EMF line, sampled invocations are traced.
+
+    Powertools' `inject_lambda_context` appends that context to the logger's global keys: right
+    in Lambda, where a process runs one invocation at a time, wrong in `tally serve`, where one
+    process runs many functions at once on threads (a scheduled billing run's lines carried a
+    request's `function_name`). So the context goes into Powertools' thread-safe keys, which are
+    the invocation's own wherever it runs."""
+    if handler is None:
+        return functools.partial(invocation, correlation_path=correlation_path)
+    invoked: list[bool] = []
+
+    @functools.wraps(handler)
+    def run(event: Any, context: Any) -> Any:
+        fields = build_lambda_context_model(context).__dict__
+        keys = {"cold_start": not invoked, **fields}
+        invoked.append(True)
+        if correlation_path:
+            keys["correlation_id"] = jmespath_utils.query(envelope=correlation_path, data=event)
+        logger.thread_safe_clear_keys()
+        logger.thread_safe_append_keys(**keys)
+        run_traced = traced(handler)
+        try:
+            if is_metrics_disabled():  # (flushing nothing, Powertools would warn every time)
+                return run_traced(event, context)
+            return metrics.log_metrics(run_traced)(event, context)
+        finally:
+            logger.thread_safe_clear_keys()
+
+    return run
+
+
+def add_keys(**keys: Any) -> None:
+    """Keys on every later line of this invocation (e.g. the workspace)."""
+    logger.thread_safe_append_keys(**keys)
+
+
 def count(name: str, value: int = 1) -> None:
     """One EMF count: CounterChanges, BoundRefusals, RateLimited, IdempotentReplays,
-    DynamoDBThrottles, DynamoDBFailures, RateLimitFailOpen, OutcomeUnknown, Requests."""
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    DynamoDBThrottles, DynamoDBFailures, RateLimitFailOpen, OutcomeUnknown, Requests, Billing*.
+    Nothing with POWERTOOLS_METRICS_DISABLED: Powertools then never flushes, but still prints
+    the set by itself once a metric has 100 values."""
+    if not is_metrics_disabled():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

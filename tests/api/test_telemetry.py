@@ -136,3 +136,55 @@ def test_the_tracer_is_built_for_sampled_invocations_only(monkeypatch):
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
     assert handler({}, None) == "answered"
     assert telemetry._tracer.cache_info().currsize == 1
+
+
+def test_concurrent_invocations_in_one_process_log_their_own_context(
+    api, workspace, log_stream, monkeypatch
+):
+    """`tally serve` runs many functions at once on threads of one process: a scheduled billing
+    run's lines must carry its own function name and no request's correlation id or workspace,
+    and each request's lines its own."""
+    import threading
+
+    from tally_local.gateway import invoke
+    from tally_local.schedule import scheduled_event
+    from tests.conftest import TEMPLATE
+
+    _, key = workspace
+    rate_limit_table_down(monkeypatch, "InternalServerError")  # a warning line per request
+    billing = TEMPLATE.functions["BillingFunction"]
+    started = threading.Barrier(2)
+
+    def bill():
+        started.wait()
+        for _ in range(20):
+            invoke(billing, scheduled_event(billing))
+
+    thread = threading.Thread(target=bill)
+    thread.start()
+    started.wait()
+    for _ in range(20):
+        api("GET", "/v2/acme/c/up", key=key)
+    thread.join()
+
+    lines = _log_lines(log_stream)
+    runs = [line for line in lines if line["message"] == "billing run done"]
+    assert len(runs) == 20
+    for line in runs:
+        assert line["function_name"] == "BillingFunction"
+        assert "correlation_id" not in line and "workspace" not in line
+    requests = [line for line in lines if "failing open" in line["message"]]
+    assert len(requests) == 20
+    for line in requests:
+        assert line["function_name"] == "V2UpFunction" and line["workspace"] == "acme"
+
+
+def test_disabled_metrics_print_nothing_however_many_requests(api, workspace, capsys, monkeypatch):
+    """Powertools prints a metric set by itself once a metric holds 100 values, even with
+    POWERTOOLS_METRICS_DISABLED: no EMF line may come out when they are off."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    _, key = workspace
+    capsys.readouterr()
+    for _ in range(110):
+        api("GET", "/v2/acme/c", key=key)
+    assert emitted_metrics(capsys) == set()
