@@ -1,9 +1,9 @@
 """Threshold billing: for every counter whose value has reached its billing threshold T, one
 invoice item of k * amount (k = value // T) and the counter lowered by k * T, in one transaction.
 
-Finding them: a change that takes a billed counter to T or above marks it due (see
-counters.mark_if_due), one conditional write at the crossing only; a sparse index over the mark
-lists exactly the marked counters, so a run reads what is due and nothing else.
+Finding them: a change that takes a billed counter to T or above marks it due (`mark_if_due`),
+one conditional write at the crossing only; a sparse index over the mark lists exactly the
+marked counters, so a run reads what is due and nothing else.
 
 Exactly once, nothing lost:
   - the counter keeps its billed units, over its life; the transaction requires them to be what
@@ -20,12 +20,14 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tally import aws, invoices
 from tally.config import settings
 from tally.items import counter as stored
 from tally.items import invoice_item
+from tally.items.counter import CounterItem
+from tally.telemetry import logger
 
 
 @dataclass
@@ -46,6 +48,34 @@ def item_id(workspace: str, counter: str, billed_units: int) -> str:
     """The same units of the same counter always make the same invoice item id."""
     digest = hashlib.sha256(f"{workspace}\n{counter}\n{billed_units}".encode()).hexdigest()
     return f"ivi_b{digest[:23]}"
+
+
+def mark_if_due(workspace: str, name: str, item: CounterItem, *, client: Any = None) -> None:
+    """Given a counter as a write left it: mark it due if it reached its billing threshold and
+    is not marked yet. The only extra write on the change path, once per crossing. The change
+    has happened whatever this does: if marking fails, the counter's next change marks it."""
+    setting = item.billing
+    if setting is None or item.marked_due or item.value < setting[0]:
+        return
+    try:
+        (client or aws.dynamodb()).update_item(
+            TableName=settings().counters_table,
+            Key=stored.key(workspace, name),
+            **stored.mark_due().params(),
+        )
+    except ClientError as err:
+        if not aws.condition_failed(err):
+            _log_unmarked(workspace, name, err)
+        # the condition failing means marked already, or billed meanwhile: fine
+    except BotoCoreError as err:
+        _log_unmarked(workspace, name, err)
+
+
+def _log_unmarked(workspace: str, name: str, err: Exception) -> None:
+    logger.warning(
+        "could not mark a counter due for billing; its next change will",
+        extra={"workspace": workspace, "counter": name, "error": repr(err)},
+    )
 
 
 def due_counters(*, client: Any = None) -> list[tuple[str, str]]:

@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from tally import aws, clock, operation
+from tally import aws, billing, clock, operation
 from tally.clock import Moment
 from tally.config import settings
-from tally.errors import Conflict, OutcomeUnknown, TallyError, Unavailable
+from tally.errors import Conflict, TallyError, Unavailable
 from tally.items import counter as stored
 from tally.items.counter import CounterItem, Refusal
 from tally.items.expression import Update
 from tally.names import INT64_MAX
-from tally.telemetry import count, logger
+from tally.telemetry import count
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _ROLLOVER_TRIES = 4
@@ -174,30 +174,6 @@ def values(workspace: str, *, client: Any = None) -> dict[str, int]:
     return {stored.name(raw): stored.item(raw).value for page in pages for raw in page["Items"]}
 
 
-def mark_if_due(workspace: str, name: str, item: CounterItem, *, client: Any = None) -> None:
-    """Given a counter as a write left it: mark it due if it reached its billing threshold and
-    is not marked yet. The only extra write on the change path, once per crossing. The change
-    has happened whatever this does: if marking fails, the counter's next change marks it."""
-    billing = item.billing
-    if billing is None or item.marked_due or item.value < billing[0]:
-        return
-    try:
-        _update(client or aws.dynamodb(), workspace, name, stored.mark_due())
-    except ClientError as err:
-        if not aws.condition_failed(err):
-            _log_unmarked(workspace, name, err)
-        # the condition failing means marked already, or billed meanwhile: fine
-    except BotoCoreError as err:
-        _log_unmarked(workspace, name, err)
-
-
-def _log_unmarked(workspace: str, name: str, err: Exception) -> None:
-    logger.warning(
-        "could not mark a counter due for billing; its next change will",
-        extra={"workspace": workspace, "counter": name, "error": repr(err)},
-    )
-
-
 def _error(
     refusal: Refusal, old: CounterItem, delta: int, refuse_private: TallyError | None
 ) -> TallyError:
@@ -245,59 +221,31 @@ def _write(
         old = stored.item(err.response.get("Item"))
         return old, update.refusal(err.response.get("Item")) or Refusal.RACED
     item = stored.item(answer["Attributes"])
-    mark_if_due(workspace, name, item, client=client)
+    billing.mark_if_due(workspace, name, item, client=client)
     count("CounterChanges")
     return item, None
 
 
-def _send(
-    client: Any, workspace: str, name: str, update: Update, op: str, now_ms: int
-) -> dict[str, Any]:
-    """Send a change (not idempotent: an ADD) without ever applying it twice.
+def _send(client: Any, workspace: str, name: str, update: Update, op: str, now_ms: int) -> dict:
+    """The change, never applied twice (tally.aws.send_additive): a lost answer is confirmed
+    by reading the counter, whose last operation is this one if it was applied."""
 
-    tally.aws retries it only when DynamoDB refused it (a throttle) or it never left. Any other
-    failure (a read timeout, a dropped or cut-off answer, a 5xx) may have been applied: a
-    consistent read tells. If the counter's last operation is this one, it was applied; if not,
-    it is reported (OutcomeUnknown, a 503) and not sent again, since that could count it twice."""
-    try:
-        answer = _update(
+    def applied() -> dict[str, Any] | None:
+        item = _read(client, workspace, name)
+        return item.raw if item.applied(op, now_ms, operation.REPEAT_WINDOW_MS) else None
+
+    return aws.send_additive(
+        lambda: _update(
             client,
             workspace,
             name,
             update,
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except ClientError as err:
-        if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
-            return _resolve(client, workspace, name, op, now_ms, err)
-        raise
-    except aws.NOT_SENT:
-        raise
-    except BotoCoreError as err:
-        return _resolve(client, workspace, name, op, now_ms, err)
-    if "Attributes" not in answer:  # a cut-off answer (see tally.aws: checksums)
-        lost = ValueError("answer without Attributes")
-        return _resolve(client, workspace, name, op, now_ms, lost)
-    return answer
-
-
-def _resolve(
-    client: Any, workspace: str, name: str, op: str, now_ms: int, err: Exception
-) -> dict[str, Any]:
-    try:  # one consistent read (tally.aws retries it), within the function's time
-        item = _read(client, workspace, name)
-    except (ClientError, BotoCoreError):
-        pass
-    else:
-        if item.applied(op, now_ms, operation.REPEAT_WINDOW_MS):
-            return {"Attributes": item.raw}
-    logger.warning(
-        "a change's answer was lost and could not be confirmed: answered 503 OutcomeUnknown",
-        extra={"operation": op, "counter": name, "workspace": workspace, "error": repr(err)},
+        ),
+        applied,
+        context={"operation": op, "counter": name, "workspace": workspace},
     )
-    count("OutcomeUnknown")
-    raise OutcomeUnknown() from err
 
 
 def _read(client: Any, workspace: str, name: str) -> CounterItem:
