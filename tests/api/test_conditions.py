@@ -39,6 +39,19 @@ def _raw(value, hi, lo, vis, billed, day_back) -> dict:
     return raw
 
 
+def _refused(ddb, raw: dict, update) -> bool:
+    """Whether DynamoDB refuses `update` on a counter stored as `raw` (none if it is empty)."""
+    key = counter.key("acme", f"c{next(_names)}")
+    if raw:
+        ddb.put_item(TableName="CountersTable", Item={**key, **raw})
+    try:
+        ddb.update_item(TableName="CountersTable", Key=key, **update.params())
+    except ClientError as err:
+        assert err.response["Error"]["Code"] == "ConditionalCheckFailedException"
+        return True
+    return False
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -52,17 +65,9 @@ def test_dynamodb_refuses_a_change_exactly_when_a_condition_judges_false(
     ddb, item, delta, rollover, open_to
 ):
     raw = _raw(*item)
-    name = f"c{next(_names)}"
-    ddb.put_item(TableName="CountersTable", Item={**counter.key("acme", name), **raw})
     update = counter.change(delta, AT, rollover, open_to=open_to)
     expected = update.refusal(raw)
-    try:
-        ddb.update_item(TableName="CountersTable", Key=counter.key("acme", name), **update.params())
-        refused = False
-    except ClientError as err:
-        assert err.response["Error"]["Code"] == "ConditionalCheckFailedException"
-        refused = True
-    assert refused == (expected is not None), (raw, delta, rollover, open_to, expected)
+    assert _refused(ddb, raw, update) == (expected is not None), (raw, delta, rollover, expected)
 
 
 @settings(
@@ -83,15 +88,6 @@ def test_dynamodb_refuses_new_bounds_exactly_when_a_condition_judges_false(
     ddb, item, change, never_changed
 ):
     raw = {} if never_changed else _raw(*item)
-    name = f"s{next(_names)}"
-    if raw:
-        ddb.put_item(TableName="CountersTable", Item={**counter.key("acme", name), **raw})
     update = counter.settings(change, AT.epoch_ms)
     expected = update.refusal(raw)
-    try:
-        ddb.update_item(TableName="CountersTable", Key=counter.key("acme", name), **update.params())
-        refused = False
-    except ClientError as err:
-        assert err.response["Error"]["Code"] == "ConditionalCheckFailedException"
-        refused = True
-    assert refused == (expected is not None), (raw, change, expected)
+    assert _refused(ddb, raw, update) == (expected is not None), (raw, change, expected)
