@@ -9,7 +9,12 @@ time, which is plenty for local work.
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import logging
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -42,42 +47,90 @@ class Serialised:
 
 class EmbeddedDynamoDB:
     """moto's DynamoDB on loopback, every call atomic (`atomic=False` gives plain moto, which the
-    tests use to show the lock is what makes the difference)."""
+    tests use to show the lock is what makes the difference).
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8000, *, atomic: bool = True) -> None:
-        self.host, self.port, self.atomic = host, port, atomic
+    It runs in a process of its own unless `own_process=False`: moto is pure Python, so in the
+    process of `tally serve` it and the handlers share one GIL, and under load a call waited
+    long enough behind handlers to pass tally's 2 s read timeout (a 503 "outcome unknown")."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        atomic: bool = True,
+        own_process: bool = True,
+    ) -> None:
+        self.host, self.port, self.atomic, self.own_process = host, port, atomic, own_process
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> EmbeddedDynamoDB:
-        from moto.backends import get_backend
-        from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        get_backend("dynamodb").reset()  # moto's state is per process: start empty
-        app = create_backend_app("dynamodb")  # this endpoint serves DynamoDB only
-        self._server = make_server(
-            self.host,
-            self.port,
-            Serialised(app) if self.atomic else app,
-            threaded=True,
-            request_handler=MotoRequestHandler,
-        )
+        if self.own_process:
+            return self._start_process()
+        self._server = _server(self.host, self.port, self.atomic)
         self.port = self._server.server_port  # when asked for port 0
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
 
+    def _start_process(self) -> EmbeddedDynamoDB:
+        command = [sys.executable, "-m", "tally_local.dynamodb", self.host, str(self.port)]
+        self._process = subprocess.Popen(
+            command if self.atomic else [*command, "--not-atomic"],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        atexit.register(self.stop)
+        ready = self._process.stdout.readline() if self._process.stdout else ""
+        if not ready.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"the embedded DynamoDB did not start on {self.endpoint}")
+        self.port = int(ready.split()[-1])
+        return self
+
     def stop(self) -> None:
+        if self._process is not None:
+            process, self._process = self._process, None
+            atexit.unregister(self.stop)
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _server(host: str, port: int, atomic: bool) -> Any:
+    from moto.backends import get_backend
+    from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    get_backend("dynamodb").reset()  # moto's state is per process: start empty
+    app = create_backend_app("dynamodb")  # this endpoint serves DynamoDB only
+    return make_server(
+        host,
+        port,
+        Serialised(app) if atomic else app,
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel ends it when `tally serve` ends, however it ends."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def client(endpoint: str) -> Any:
@@ -122,3 +175,10 @@ def _wait_active(ddb: Any, name: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"table {name} did not become ACTIVE")
         time.sleep(0.1)
+
+
+if __name__ == "__main__":  # the embedded endpoint's own process (EmbeddedDynamoDB.start)
+    host, port, *flags = sys.argv[1:]
+    server = _server(host, int(port), atomic="--not-atomic" not in flags)
+    print(f"listening on {server.server_port}", flush=True)
+    server.serve_forever()

@@ -53,7 +53,8 @@ def _race(endpoint: str) -> int:
 
 @pytest.mark.parametrize("atomic", [False, True], ids=["plain-moto", "embedded-endpoint"])
 def test_concurrent_adds_are_all_kept_only_by_the_embedded_endpoint(wide_race_window, atomic):
-    server = dynamodb.EmbeddedDynamoDB(port=0, atomic=atomic).start()
+    # In this process, where the race window is widened (tally serve runs it in its own).
+    server = dynamodb.EmbeddedDynamoDB(port=0, atomic=atomic, own_process=False).start()
     try:
         kept = _race(server.endpoint)
     finally:
@@ -77,3 +78,19 @@ def test_ensure_tables_creates_only_what_is_missing():
 
     assert set(first) == set(TEMPLATE.tables()) == tables
     assert second == []
+
+
+def test_the_embedded_endpoint_runs_in_a_process_of_its_own_and_ends_with_stop():
+    """Out of the handlers' GIL: its own process, which stop() (or the parent's end) ends."""
+    import os
+
+    server = dynamodb.EmbeddedDynamoDB(port=0).start()
+    try:
+        child = server._process
+        assert child is not None and child.pid != os.getpid() and child.poll() is None
+        client = dynamodb.client(server.endpoint)
+        dynamodb.ensure_tables(client, TEMPLATE)
+        assert "CountersTable" in client.list_tables()["TableNames"]
+    finally:
+        server.stop()
+    assert child.wait(timeout=5) is not None
