@@ -31,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where `make dynamodb-local` installs the npm package (gitignored).
@@ -199,6 +200,40 @@ class DynamoDBLocal:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+WRITES = ("UpdateItem", "PutItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+
+
+class WriteUnits(list):
+    """(operation, table, write units) per table of each write, in order; `pop()` takes them."""
+
+    def pop(self) -> list[tuple[str, str, float]]:  # type: ignore[override]
+        taken = list(self)
+        self.clear()
+        return taken
+
+
+def record_write_units(client: Any) -> WriteUnits:
+    """Ask for the consumed capacity of every write `client` makes from now on
+    (ReturnConsumedCapacity=TOTAL added to its parameters, the caller's code unchanged) and
+    record it. DynamoDB Local counts as DynamoDB does: per started 1 KB of the larger of the item
+    before and after, plus each index the write touches, twice inside a transaction."""
+    units = WriteUnits()
+
+    def ask(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in WRITES:
+            params["ReturnConsumedCapacity"] = "TOTAL"
+
+    def record(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        consumed = parsed.get("ConsumedCapacity") or []
+        for table in consumed if isinstance(consumed, list) else [consumed]:
+            written = table.get("WriteCapacityUnits", table.get("CapacityUnits"))
+            units.append((model.name, table["TableName"], written))
+
+    client.meta.events.register("before-parameter-build.dynamodb.*", ask)
+    client.meta.events.register("after-call.dynamodb.*", record)
+    return units
 
 
 def unavailable_reason() -> str | None:

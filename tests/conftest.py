@@ -337,30 +337,11 @@ def record_calls(client: Any = None, *, tables: bool = False) -> Calls:
     return calls
 
 
-WRITES = ("UpdateItem", "PutItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
-
-
-def record_write_units(client: Any = None) -> Calls:
-    """Ask DynamoDB for the consumed capacity of every write `client` (tally's by default) makes
-    from now on (ReturnConsumedCapacity=TOTAL, added to the call's parameters) and record
-    (operation, table, write units) per table, in order. Only DynamoDB Local counts them as
-    DynamoDB does."""
-    units = Calls()
-
-    def ask(params, model, **_):
-        if model.name in WRITES:
-            params["ReturnConsumedCapacity"] = "TOTAL"
-
-    def record(parsed, model, **_):
-        consumed = parsed.get("ConsumedCapacity") or []
-        for table in consumed if isinstance(consumed, list) else [consumed]:
-            written = table.get("WriteCapacityUnits", table.get("CapacityUnits"))
-            units.append((model.name, table["TableName"], written))
-
-    events = (client or aws.dynamodb()).meta.events
-    events.register("before-parameter-build.dynamodb.*", ask)
-    events.register("after-call.dynamodb.*", record)
-    return units
+def record_write_units(client: Any = None) -> list:
+    """The write units each write of `client` (tally's by default) consumes from now on:
+    (operation, table, units) per table, in order; `pop()` takes them. Only DynamoDB Local
+    counts them as DynamoDB does."""
+    return dynamodb_local.record_write_units(client or aws.dynamodb())
 
 
 def emitted_metrics(capsys) -> set[str]:
