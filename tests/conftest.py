@@ -35,6 +35,7 @@ def _clear_caches() -> None:
 # ------------------------------------------------------------------ the DynamoDB backend
 
 BACKENDS = ("moto", "dynamodb-local")
+ONLY = {"moto_only": "moto", "dynamodb_local_only": "dynamodb-local"}  # marker -> its backend
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,12 +72,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.name.startswith("test_cost"):
             item.add_marker(pytest.mark.cost)
-        only = [m for m in ("moto_only", "dynamodb_local_only") if item.get_closest_marker(m)]
+        only = [marker for marker in ONLY if item.get_closest_marker(marker)]
         for marker in only:
             reason = " ".join(item.get_closest_marker(marker).args)
             if not reason:
                 raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{marker} needs a reason")
-            if marker.replace("_only", "").replace("_", "-") != backend:
+            if ONLY[marker] != backend:
                 item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))
         if backend != "moto" and not only and "dynamodb_backend" not in item.fixturenames:
             deselected.append(item)
