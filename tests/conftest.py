@@ -1,9 +1,11 @@
-"""Shared fixtures: the Lambda environment of template.yaml, moto tables built from the template,
-and a client that sends HTTP requests through the local gateway to the real handlers."""
+"""Shared fixtures: the Lambda environment of template.yaml, DynamoDB tables built from the
+template (on moto in-process, or on DynamoDB Local: `--dynamodb` / TALLY_DYNAMODB), and a client
+that sends HTTP requests through the local gateway to the real handlers."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from moto import mock_aws
 from werkzeug.test import Client
 
 from tally import aws, warm_cache
-from tally_local import dynamodb
+from tally_local import dynamodb, dynamodb_local
 from tally_local.cli import DEFAULT_ADMIN_TOKEN
 from tally_local.demo import DEMO_KEY, seed_demo
 from tally_local.gateway import Gateway
@@ -30,11 +32,85 @@ def _clear_caches() -> None:
     warm_cache.reset_all()  # every cache of the layer registers itself there
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """Tests that pin the DynamoDB calls a request makes are named test_cost_*: `-m cost`."""
+# ------------------------------------------------------------------ the DynamoDB backend
+
+BACKENDS = ("moto", "dynamodb-local")
+ONLY = {"moto_only": "moto", "dynamodb_local_only": "dynamodb-local"}  # marker -> its backend
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--dynamodb",
+        choices=BACKENDS,
+        default=os.environ.get("TALLY_DYNAMODB") or "moto",
+        help="the DynamoDB the api and e2e tiers run on: moto in-process (default), or "
+        "DynamoDB Local, started once for the run (default: $TALLY_DYNAMODB, else moto)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--dynamodb") == "dynamodb-local":
+        reason = dynamodb_local.unavailable_reason()
+        if reason:
+            raise pytest.UsageError(f"--dynamodb dynamodb-local: {reason}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    backend = config.getoption("--dynamodb")
+    started = " (started once, at the first test that needs it)" if backend != "moto" else ""
+    return f"dynamodb: {backend}{started}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that pin the DynamoDB calls a request makes are named test_cost_*: `-m cost`.
+
+    A test marked for one backend is skipped on the other, with its reason. On DynamoDB Local,
+    tests that never touch DynamoDB (no `dynamodb_backend` among their fixtures) are deselected:
+    the moto run has run them already."""
+    backend = config.getoption("--dynamodb")
+    kept, deselected = [], []
     for item in items:
         if item.name.startswith("test_cost"):
             item.add_marker(pytest.mark.cost)
+        only = [marker for marker in ONLY if item.get_closest_marker(marker)]
+        for marker in only:
+            reason = " ".join(item.get_closest_marker(marker).args)
+            if not reason:
+                raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{marker} needs a reason")
+            if ONLY[marker] != backend:
+                item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))
+        if backend != "moto" and not only and "dynamodb_backend" not in item.fixturenames:
+            deselected.append(item)
+        else:
+            kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+@dataclass
+class Backend:
+    """The DynamoDB under test: moto in-process (`endpoint` None: mock_aws), or an endpoint."""
+
+    name: str
+    endpoint: str | None = None
+
+    def client(self) -> Any:
+        return boto3.client("dynamodb", region_name="us-east-1", endpoint_url=self.endpoint)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_backend(pytestconfig: pytest.Config):
+    """The backend of this run; DynamoDB Local is started once, at the first test needing it."""
+    name = pytestconfig.getoption("--dynamodb")
+    if name == "moto":
+        yield Backend(name)
+        return
+    local = dynamodb_local.DynamoDBLocal()
+    try:
+        yield Backend(name, local.start())
+    finally:
+        local.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -54,12 +130,25 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def ddb():
-    """moto's DynamoDB in-process, with every table of template.yaml."""
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.ensure_tables(client, TEMPLATE)
-        yield client
+def ddb(dynamodb_backend: Backend, monkeypatch: pytest.MonkeyPatch):
+    """The backend's DynamoDB with every table of template.yaml, empty; tally's client and this
+    one both point at it."""
+    if dynamodb_backend.endpoint is None:
+        with mock_aws():
+            client = dynamodb_backend.client()
+            dynamodb.ensure_tables(client, TEMPLATE)
+            yield client
+        return
+    from tests.serve import IN_USE
+
+    assert dynamodb_backend.endpoint not in IN_USE, (
+        "a tally serve of this module keeps its state on DynamoDB Local: a test using `ddb` "
+        "would empty its tables (put such tests before the server's)"
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_backend.endpoint)
+    client = dynamodb_backend.client()
+    dynamodb.reset_tables(client, TEMPLATE)
+    yield client
 
 
 @pytest.fixture
@@ -130,49 +219,77 @@ def load_event(name: str) -> dict[str, Any]:
 
 
 class DynamoDBFaults:
-    """Faults in front of moto, as DynamoDB would show them. `decide(operation)` returns None (a
-    normal answer), "refuse:<Code>:<status>" (refused before anything is applied), or "lost"
-    (applied, and the answer never comes back: a read timeout inside botocore's retry loop).
+    """Faults at the transport, as DynamoDB would show them, the same on both backends.
+    `decide(operation)` returns None (a normal answer), "refuse:<Code>:<status>" (answered with
+    that error, and nothing sent: nothing applied), or "lost" / "lost:<botocore exception>" (the
+    request is sent and applied, then its answer never comes back: the exception, a
+    ReadTimeoutError by default, is raised inside botocore's retry loop).
 
-    It wraps moto's request handler itself: a plain `before-send` hook would not stop moto from
-    also applying the request, since botocore runs every before-send handler."""
+    The transport is moto's request handler under mock_aws, else botocore's HTTP send. Wrapping
+    it, not adding a `before-send` hook, is what keeps a refused request from being applied:
+    botocore runs every before-send handler, moto's included."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, decide) -> None:
+        from botocore.endpoint import Endpoint
         from moto.core.botocore_stubber import BotocoreStubber
 
-        original = BotocoreStubber.__call__
         self.decide = decide
+        stub, send = BotocoreStubber.__call__, Endpoint._send
 
-        def faulty(stubber, event_name, request, **kwargs):
-            operation = event_name.rsplit(".", 1)[-1]
-            fault = (
-                self.decide(operation) if event_name.startswith("before-send.dynamodb") else None
-            )
-            if fault is None:
-                return original(stubber, event_name, request, **kwargs)
-            if fault.startswith("lost"):  # "lost" or "lost:<botocore exception>"
-                original(stubber, event_name, request, **kwargs)
-                import botocore.exceptions
+        def through_moto(stubber, event_name, request, **kwargs):
+            deliver = lambda: stub(stubber, event_name, request, **kwargs)  # noqa: E731
+            if not (stubber.enabled and event_name.startswith("before-send.dynamodb")):
+                return deliver()
+            return self._transport(request, deliver)
 
-                name = fault.partition(":")[2] or "ReadTimeoutError"
-                raise getattr(botocore.exceptions, name)(endpoint_url=request.url, error="lost")
-            _, code, status = fault.split(":")
-            return _error_response(int(status), code)
+        def through_http(endpoint, request):
+            deliver = lambda: send(endpoint, request)  # noqa: E731
+            return self._transport(request, deliver) if _operation(request) else deliver()
 
-        monkeypatch.setattr(BotocoreStubber, "__call__", faulty)
+        monkeypatch.setattr(BotocoreStubber, "__call__", through_moto)
+        monkeypatch.setattr(Endpoint, "_send", through_http)
         monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _seconds: None)  # no backoff
+
+    def _transport(self, request, deliver):
+        fault = self.decide(_operation(request))
+        if fault is None:
+            return deliver()
+        if fault.startswith("lost"):  # "lost" or "lost:<botocore exception>"
+            deliver()
+            import botocore.exceptions
+
+            name = fault.partition(":")[2] or "ReadTimeoutError"
+            raise getattr(botocore.exceptions, name)(endpoint_url=request.url, error="lost")
+        _, code, status = fault.split(":")
+        return _error_response(request.url, int(status), code)
 
     def stop(self) -> None:
         """Normal answers from now on (monkeypatch.undo() would also undo the test's env)."""
         self.decide = lambda _operation: None
 
 
-def _error_response(status: int, code: str):
+def _operation(request) -> str:
+    """The DynamoDB operation a prepared request calls ("" for any other service)."""
+    target = request.headers.get("X-Amz-Target") or b""
+    target = target.decode() if isinstance(target, bytes) else target
+    service, _, operation = target.partition(".")
+    return operation if service.startswith("DynamoDB_") else ""
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any):
+        yield self.data
+
+
+def _error_response(url: str, status: int, code: str):
     from botocore.awsrequest import AWSResponse
-    from moto.core.botocore_stubber import MockRawResponse
 
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code})
-    return AWSResponse("https://dynamodb", status, {}, MockRawResponse(body.encode()))
+    headers = {"Content-Type": "application/x-amz-json-1.0"}
+    return AWSResponse(url, status, headers, _Body(body.encode()))
 
 
 def make_public(ddb, workspace: str, name: str) -> None:
@@ -221,6 +338,13 @@ def record_calls(client: Any = None, *, tables: bool = False) -> Calls:
     return calls
 
 
+def record_write_units(client: Any = None) -> list:
+    """The write units each write of `client` (tally's by default) consumes from now on:
+    (operation, table, units) per table, in order; `pop()` takes them. Only DynamoDB Local
+    counts them as DynamoDB does."""
+    return dynamodb_local.record_write_units(client or aws.dynamodb())
+
+
 def emitted_metrics(capsys) -> set[str]:
     """Metric names in the EMF lines printed since the last call."""
     names = set()
@@ -232,10 +356,14 @@ def emitted_metrics(capsys) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A real `tally serve` (no schedule) for the tests of one module."""
+def served(tmp_path_factory, dynamodb_backend):
+    """A real `tally serve` (no schedule) for the tests of one module, on the run's backend."""
     from tests.serve import Server
 
-    running = Server(tmp_path_factory.mktemp("serve"), schedule_interval=None)
+    running = Server(
+        tmp_path_factory.mktemp("serve"),
+        schedule_interval=None,
+        endpoint=dynamodb_backend.endpoint,
+    )
     yield running
     running.stop()

@@ -24,16 +24,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The endpoints a running Server keeps its state on (DynamoDB Local is shared by every test).
+IN_USE: set[str] = set()
+
+
 class Server:
     """`tally serve` with the operator token ADMIN, its log in `tmp`; with `schedule_interval`,
-    Schedule events fire that often."""
+    Schedule events fire that often. Its DynamoDB is the embedded moto, or with `endpoint` that
+    one (AWS_ENDPOINT_URL_DYNAMODB): emptied first, so tally serve makes the tables and the demo
+    workspace there as it does on its embedded endpoint."""
 
-    def __init__(self, tmp: Path, *, schedule_interval: float | None = 1) -> None:
+    def __init__(
+        self, tmp: Path, *, schedule_interval: float | None = 1, endpoint: str | None = None
+    ) -> None:
         self.port, self.ddb_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ddb_endpoint = endpoint or f"http://127.0.0.1:{self.ddb_port}"
         self.log_path = tmp / "serve.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
         env["TALLY_ADMIN_TOKEN"] = ADMIN
+        if endpoint:
+            from tally_local import dynamodb
+            from tally_local.template import Template
+
+            assert endpoint not in IN_USE, f"another tally serve keeps its state on {endpoint}"
+            dynamodb.delete_tables(dynamodb.client(endpoint), Template())
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+            IN_USE.add(endpoint)
+        self.endpoint = endpoint
         self.env = env
         self.process = subprocess.Popen(
             [
@@ -52,8 +70,9 @@ class Server:
         )
         deadline = time.monotonic() + 30
         while "ready in" not in self.log():
-            assert self.process.poll() is None, self.log()
-            assert time.monotonic() < deadline, "tally serve did not start in 30 s"
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"tally serve did not start in 30 s:\n{self.log()}")
             time.sleep(0.05)
 
     def log(self) -> str:
@@ -71,5 +90,7 @@ class Server:
             return err.code, json.loads(err.read())
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        IN_USE.discard(self.endpoint)

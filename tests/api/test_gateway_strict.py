@@ -327,6 +327,15 @@ def test_an_odd_path_gets_a_4xx_in_its_dialect_never_a_500(logged, raw):
     assert logged.value("sentinel") == 1
 
 
+@pytest.mark.parametrize(
+    "path", ["/v2/acme/sentinel/up%2Fbadge.svg", "/account/counters/b%2Fsettings"]
+)
+def test_an_encoded_separator_no_route_took_is_404_not_a_405_allowing_its_method(logged, path):
+    response = logged.send(path)
+    assert response.status_code == 404
+    assert "Allow" not in response.headers
+
+
 # ------------------------------------------------------------------ over a real socket
 
 
@@ -442,12 +451,3 @@ def test_a_header_line_python_cannot_parse_is_a_400_not_a_request_without_it(ser
 def test_an_absolute_form_target_is_routed_by_its_path(server, acme):
     status, _ = send_raw(server, acme, f"http://127.0.0.1:{server.port}/v2/acme/sentinel".encode())
     assert status == 200
-
-
-@pytest.mark.parametrize(
-    "path", ["/v2/acme/sentinel/up%2Fbadge.svg", "/account/counters/b%2Fsettings"]
-)
-def test_an_encoded_separator_no_route_took_is_404_not_a_405_allowing_its_method(logged, path):
-    response = logged.send(path)
-    assert response.status_code == 404
-    assert "Allow" not in response.headers

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import subprocess
 import threading
 import time
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = Server(tmp_path_factory.mktemp("serve"))
+def server(tmp_path_factory, dynamodb_backend):
+    running = Server(tmp_path_factory.mktemp("serve"), endpoint=dynamodb_backend.endpoint)
     yield running
     running.stop()
 
@@ -71,17 +72,26 @@ def test_32_concurrent_callers_mixing_up_and_down_are_counted_exactly(server, ac
     assert stats["today"] == {"up": ups, "down": downs}
 
 
-def invoke(server: Server, args: list[str]) -> subprocess.CompletedProcess:
-    """`tally invoke ARGS` as a user runs it beside the server."""
+def invoke(server: Server, args: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    """`tally invoke ARGS` as a user runs it beside the server (in its environment)."""
     return subprocess.run(
         [TALLY, "invoke", *args],
         cwd=ROOT,
-        env=server.env,
+        env=server.env if env is None else env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.dynamodb_local_only("moto runs embedded in tally serve; this is the other case")
+def test_given_an_endpoint_tally_serve_uses_it_and_starts_no_embedded_moto(server):
+    with socket.socket() as s:  # nothing took --dynamodb-port
+        s.bind(("127.0.0.1", server.ddb_port))
+    assert f"DynamoDB: {server.ddb_endpoint} (AWS_ENDPOINT_URL_DYNAMODB)" in server.log()
+    assert "moto" not in server.log()
+    assert server.call("/v2/demo/visits", key=DEMO_KEY)[0] == 200  # fresh tables: the demo
 
 
 def test_tally_invoke_runs_a_function_against_the_running_serve(server):
@@ -99,8 +109,11 @@ def test_tally_invoke_runs_a_function_against_the_running_serve(server):
 
 
 def test_tally_invoke_without_an_endpoint_says_what_to_do(server):
+    env = {k: v for k, v in server.env.items() if not k.startswith("AWS_ENDPOINT_URL")}
     done = invoke(
-        server, ["V2UpFunction", "-e", "events/v2_up.json", "--dynamodb-port", str(free_port())]
+        server,
+        ["V2UpFunction", "-e", "events/v2_up.json", "--dynamodb-port", str(free_port())],
+        env,
     )
     assert done.returncode == 1
     assert "tally serve" in done.stderr
@@ -174,7 +187,7 @@ def test_billing_while_a_counter_is_hammered_loses_nothing_and_bills_nothing_twi
         body={"billing": {"threshold": threshold, "amount": 7, "description": "per 50"}},
     )
     assert status == 200
-    client = dynamodb.client(f"http://127.0.0.1:{server.ddb_port}")
+    client = dynamodb.client(server.ddb_endpoint)
     stop = threading.Event()
     reports: list[billing.Report] = []
 

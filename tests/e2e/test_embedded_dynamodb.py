@@ -12,6 +12,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from tally_local import dynamodb
 from tests.conftest import TEMPLATE
 
+pytestmark = pytest.mark.moto_only("tests of tally serve's embedded endpoint: moto's server")
 THREADS, CALLS = 16, 25
 
 

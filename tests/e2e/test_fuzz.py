@@ -66,8 +66,8 @@ schema = schemathesis.openapi.from_path(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = Server(tmp_path_factory.mktemp("fuzz"))
+def server(tmp_path_factory, dynamodb_backend):
+    running = Server(tmp_path_factory.mktemp("fuzz"), endpoint=dynamodb_backend.endpoint)
     yield running
     running.stop()
     total = sum(sum(statuses.values()) for statuses in answered.values())

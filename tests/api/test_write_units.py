@@ -1,0 +1,90 @@
+"""What each write costs, in write units, as DynamoDB Local counts them (ReturnConsumedCapacity
+asked on every write of tally's client, in the test only): an item's size per started 1 KB,
+each index the write touches, and twice that inside a transaction. moto's ConsumedCapacity
+follows none of these rules, so these run on DynamoDB Local only."""
+
+from __future__ import annotations
+
+import pytest
+
+from tally import billing
+from tests.conftest import record_write_units
+
+pytestmark = pytest.mark.dynamodb_local_only(
+    "moto reports half a unit a write, none for index writes and nothing for a transaction"
+)
+
+BUCKET = ("UpdateItem", "RateLimitsTable", 1.0)  # the rate-limit take of a request
+COUNTER = ("UpdateItem", "CountersTable", 1.0)
+
+
+def test_cost_a_counter_change_writes_1_unit(api, workspace):
+    _, key = workspace
+    changes = [
+        ("GET", "/v2/acme/c/up"),
+        ("GET", "/v2/acme/c/down"),
+        ("POST", "/account/counters/c/7"),
+    ]
+    units = record_write_units()
+
+    api("GET", "/v2/acme/c/up", key=key)  # a new counter, on a path new to this container
+    assert units.pop() == [BUCKET, BUCKET, COUNTER]  # a new-path token and the path's bucket
+    for method, path in changes:  # every path known from now on
+        api(method, path, key=key)
+    units.pop()
+
+    for method, path in changes:
+        api(method, path, key=key)
+        assert units.pop() == [BUCKET, COUNTER], path
+
+
+def test_cost_marking_and_unmarking_a_counter_due_writes_2_units_each(api, workspace):
+    """The mark is the key of the sparse `due` index: setting or removing it writes the index
+    too. The change that crosses the threshold costs its own 1 unit besides."""
+    _, key = workspace
+    billed = {"billing": {"threshold": 10, "amount": 7, "description": "per 10"}}
+    api("PUT", "/account/counters/c/settings", key=key, body=billed)
+    api("POST", "/account/counters/c/3", key=key)
+    api("POST", "/account/counters/c/4", key=key)
+    api("GET", "/v2/acme/c/up", key=key)  # 8 now; both paths known to this container
+    units = record_write_units()
+
+    api("POST", "/account/counters/c/4", key=key)  # reaches 12: marked due
+    assert units.pop() == [BUCKET, COUNTER, ("UpdateItem", "CountersTable", 2.0)]
+    api("GET", "/v2/acme/c/up", key=key)  # marked already: no second mark
+    assert units.pop() == [BUCKET, COUNTER]
+
+    billing.run()
+    assert units.pop()[-1] == ("UpdateItem", "CountersTable", 2.0)  # billed: the mark dropped
+
+
+def test_cost_the_billing_transaction_writes_6_units(api, workspace):
+    """The invoice item is 1 unit and its copy in the by_time index 1 more, the counter's update
+    1 (the `due` index untouched): each doubled in a transaction."""
+    _, key = workspace
+    billed = {"billing": {"threshold": 10, "amount": 7, "description": "per 10"}}
+    api("PUT", "/account/counters/c/settings", key=key, body=billed)
+    api("POST", "/account/counters/c/25", key=key)
+    units = record_write_units()
+
+    report = billing.run()
+
+    assert report.items_created == 1
+    transaction, unmark = units[:-1], units[-1]
+    assert sorted(transaction) == [
+        ("TransactWriteItems", "CountersTable", 2.0),
+        ("TransactWriteItems", "InvoiceItemsTable", 4.0),
+    ]
+    assert sum(written for _, _, written in transaction) == 6
+    assert unmark == ("UpdateItem", "CountersTable", 2.0)
+
+
+def test_cost_an_invoice_item_post_writes_2_units(api, workspace):
+    """The item and its copy in the by_time index (projection ALL)."""
+    _, key = workspace
+    body = {"amount": 500, "description": "setup fee"}
+    api("POST", "/account/invoice-items", key=key, body=body)  # the path known
+    units = record_write_units()
+
+    assert api("POST", "/account/invoice-items", key=key, body=body).status == 201
+    assert units.pop() == [BUCKET, ("PutItem", "InvoiceItemsTable", 2.0)]
