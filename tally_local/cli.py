@@ -1,6 +1,7 @@
 """`tally serve` and `tally invoke`: template.yaml run locally, without Docker.
 
 tally serve                        every HttpApi route on http://127.0.0.1:3000, DynamoDB on :8000
+tally serve --dynamodb dynamodb-local   the same on AWS's DynamoDB Local (Java 17) instead of moto
 tally invoke <LogicalId> [-e F]    one function once, like `sam local invoke`
 """
 
@@ -46,10 +47,22 @@ def serve(args: argparse.Namespace) -> int:
     # (not only as a side effect of starting the embedded endpoint, which also sets this).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     template = Template()
-    embedded = None
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-    if not endpoint:
-        embedded = dynamodb.EmbeddedDynamoDB(args.host, args.dynamodb_port).start()
+    endpoint, problem = _endpoint_choice(args)
+    if problem:
+        print(f"tally serve: {problem}", file=sys.stderr)
+        return 2
+    embedded: Any = None
+    if args.dynamodb == "dynamodb-local":
+        from tally_local.dynamodb_local import DynamoDBLocal
+
+        try:
+            embedded = DynamoDBLocal(host=args.host, port=args.dynamodb_port or 0)
+            endpoint = embedded.start()
+        except DynamoDBLocal.Unavailable as err:
+            print(f"tally serve: DynamoDB Local cannot run here: {err}", file=sys.stderr)
+            return 1
+    elif not endpoint:
+        embedded = dynamodb.EmbeddedDynamoDB(args.host, args.dynamodb_port or 8000).start()
         endpoint = embedded.endpoint
     _environment(template, endpoint)
     # One line per request: EMF metric lines only when asked (POWERTOOLS_METRICS_DISABLED=false).
@@ -72,7 +85,13 @@ def serve(args: argparse.Namespace) -> int:
         f"tally serve: http://{args.host}:{server.server_port} "
         f"({len(routes)} routes + $default, {len(template.functions)} functions)\n"
         f"  DynamoDB: {endpoint}"
-        + (" (embedded moto, every call atomic)" if embedded else " (AWS_ENDPOINT_URL_DYNAMODB)")
+        + (
+            " (embedded moto, every call atomic)"
+            if isinstance(embedded, dynamodb.EmbeddedDynamoDB)
+            else " (DynamoDB Local, started by tally serve)"
+            if embedded
+            else " (AWS_ENDPOINT_URL_DYNAMODB)"
+        )
         + "\n"
         + (
             f"  admin token: {DEFAULT_ADMIN_TOKEN} (set TALLY_ADMIN_TOKEN to change it)\n"
@@ -95,6 +114,22 @@ def serve(args: argparse.Namespace) -> int:
         if embedded:
             embedded.stop()
     return 0
+
+
+def _endpoint_choice(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(AWS_ENDPOINT_URL_DYNAMODB if set, the reason the flags and the environment disagree)."""
+    named = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if named and args.dynamodb_port is not None:
+        return named, (
+            f"--dynamodb-port {args.dynamodb_port} and AWS_ENDPOINT_URL_DYNAMODB={named} both name "
+            "the DynamoDB to use: give one (unset the variable to run an embedded one)"
+        )
+    if named and args.dynamodb_given:
+        return named, (
+            f"--dynamodb {args.dynamodb} starts a DynamoDB, but AWS_ENDPOINT_URL_DYNAMODB={named} "
+            "names one already running: give one"
+        )
+    return named, None
 
 
 def invoke(args: argparse.Namespace) -> int:
@@ -157,7 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     p_serve = sub.add_parser("serve", help="serve every route of template.yaml locally")
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=3000)
-    p_serve.add_argument("--dynamodb-port", type=int, default=8000)
+    p_serve.add_argument(
+        "--dynamodb",
+        choices=["moto", "dynamodb-local"],
+        help="the DynamoDB tally serve starts: moto (default: pure Python, nothing to install) or "
+        "dynamodb-local (AWS's DynamoDB Local: Java 17 and `make dynamodb-local`)",
+    )
+    p_serve.add_argument(
+        "--dynamodb-port",
+        type=int,
+        help="its port (default 8000 for moto, a free one for DynamoDB Local)",
+    )
     p_serve.add_argument(
         "--schedule-interval",
         type=_seconds,
@@ -176,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_invoke.set_defaults(run=invoke)
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        args.dynamodb_given = args.dynamodb is not None
+        args.dynamodb = args.dynamodb or "moto"
     return args.run(args)
 
 

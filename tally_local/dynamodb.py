@@ -10,9 +10,7 @@ time, which is plenty for local work.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import logging
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tally_local.dynamodb_local import die_with_parent
 from tally_local.template import REGION, Template
 
 
@@ -85,7 +84,7 @@ class EmbeddedDynamoDB:
             command if self.atomic else [*command, "--not-atomic"],
             stdout=subprocess.PIPE,
             text=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         atexit.register(self.stop)
         ready = self._process.stdout.readline() if self._process.stdout else ""
@@ -126,11 +125,6 @@ def _server(host: str, port: int, atomic: bool) -> Any:
         threaded=True,
         request_handler=MotoRequestHandler,
     )
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel ends it when `tally serve` ends, however it ends."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def client(endpoint: str) -> Any:

@@ -89,8 +89,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
-    """Linux: the JVM gets SIGTERM when the process that started it dies, even by SIGKILL."""
+def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Linux: a child process (the JVM, the embedded moto) gets SIGTERM when the process that
+    started it dies, even by SIGKILL."""
     with contextlib.suppress(Exception):
         import ctypes
 
@@ -146,7 +147,7 @@ class DynamoDBLocal:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
             atexit.register(self.stop)
             if self._wait_answering():

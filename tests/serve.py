@@ -59,8 +59,8 @@ class Server:
                 "serve",
                 "--port",
                 str(self.port),
-                "--dynamodb-port",
-                str(self.ddb_port),
+                # (an endpoint given is named by the environment, and tally serve takes one)
+                *([] if endpoint else ["--dynamodb-port", str(self.ddb_port)]),
                 *(["--schedule-interval", str(schedule_interval)] if schedule_interval else []),
             ],
             cwd=ROOT,

@@ -222,3 +222,41 @@ def test_billing_while_a_counter_is_hammered_loses_nothing_and_bills_nothing_twi
     assert value < threshold
     assert sum(r.items_created for r in reports) >= 1
     assert "schedule BillingFunction" in server.log()
+
+
+@pytest.mark.dynamodb_local_only("starts a DynamoDB Local of its own: needs Java and the package")
+def test_tally_serve_starts_and_stops_its_own_dynamodb_local(tmp_path):
+    """`tally serve --dynamodb dynamodb-local`: AWS's DynamoDB Local, started and ended by it."""
+    import os
+    import urllib.request
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    log = tmp_path / "serve.log"
+    process = subprocess.Popen(
+        [TALLY, "serve", "--dynamodb", "dynamodb-local", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "ready in" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert "(DynamoDB Local, started by tally serve)" in log.read_text()
+        url = f"http://127.0.0.1:{port}/v2/demo/visits/up"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            assert json.loads(answer.read())["data"]["value"] == 2  # the demo's 1, then this
+        jvms = subprocess.run(
+            ["pgrep", "-P", str(process.pid), "java"], capture_output=True, text=True
+        ).stdout.split()
+        assert len(jvms) == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["kill", "-0", jvms[0]], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "DynamoDB Local outlived tally serve"
+        time.sleep(0.1)

@@ -61,3 +61,22 @@ def test_a_run_that_fails_is_reported_and_the_schedule_goes_on(monkeypatch):
     assert lines[0].startswith("schedule BillingFunction failed: RuntimeError('DynamoDB is down')")
     assert '{"failed": 0}' in lines[1]
     assert runs[0]["detail-type"] == "Scheduled Event" and runs[0]["source"] == "aws.events"
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--dynamodb-port", "8100"], "--dynamodb-port 8100 and AWS_ENDPOINT_URL_DYNAMODB"),
+        (
+            ["--dynamodb", "moto"],
+            "--dynamodb moto starts a DynamoDB, but AWS_ENDPOINT_URL_DYNAMODB",
+        ),
+        (["--dynamodb", "dynamodb-local"], "--dynamodb dynamodb-local starts a DynamoDB"),
+    ],
+)
+def test_serve_refuses_two_names_for_its_dynamodb(flags, says, monkeypatch, capsys):
+    """An endpoint in the environment and a flag for another: refused, naming both, instead of
+    one silently winning."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:1")
+    assert cli.main(["serve", *flags]) == 2
+    assert says in capsys.readouterr().err
