@@ -84,6 +84,20 @@ class Route:
         return (1 if "+}" in self.path else 0, self.path.count("{"), -len(self.path))
 
 
+@dataclass(frozen=True)
+class StreamSource:
+    """A DynamoDB stream event of a function: the table whose stream it reads, and how Lambda
+    batches and retries it."""
+
+    table: str  # the table's logical id (Stream: !GetAtt <Table>.StreamArn)
+    batch_size: int = 100
+    window_s: float = 0
+    bisect: bool = False
+    retries: int = -1  # -1: until the records expire, as Lambda's default
+    starting_position: str = "LATEST"
+    report_item_failures: bool = False
+
+
 @dataclass
 class Function:
     logical_id: str
@@ -92,6 +106,7 @@ class Function:
     environment: dict[str, str]
     routes: list[Route] = field(default_factory=list)
     schedules: list[str] = field(default_factory=list)
+    streams: list[StreamSource] = field(default_factory=list)
     _module: ModuleType | None = None
 
     def load(self) -> Any:
@@ -176,6 +191,19 @@ class Template:
                 elif event["Type"] in ("Schedule", "ScheduleV2"):
                     fn.schedules.append(
                         self.resolve(ep["Schedule" if "Schedule" in ep else "ScheduleExpression"])
+                    )
+                elif event["Type"] == "DynamoDB":
+                    fn.streams.append(
+                        StreamSource(
+                            table=ep["Stream"]["Fn::GetAtt"][0],
+                            batch_size=int(ep.get("BatchSize", 100)),
+                            window_s=float(ep.get("MaximumBatchingWindowInSeconds", 0)),
+                            bisect=bool(ep.get("BisectBatchOnFunctionError", False)),
+                            retries=int(ep.get("MaximumRetryAttempts", -1)),
+                            starting_position=ep.get("StartingPosition", "LATEST"),
+                            report_item_failures="ReportBatchItemFailures"
+                            in (ep.get("FunctionResponseTypes") or []),
+                        )
                     )
             out[logical_id] = fn
         return out

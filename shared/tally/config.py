@@ -21,6 +21,7 @@ TABLES = {
     "invoice_items_table": "INVOICE_ITEMS_TABLE",
     "rate_limits_table": "RATE_LIMITS_TABLE",
     "idempotency_table": "IDEMPOTENCY_TABLE",
+    "history_table": "HISTORY_TABLE",
 }
 
 
@@ -32,6 +33,7 @@ class Settings:
     invoice_items_table: str
     rate_limits_table: str
     idempotency_table: str
+    history_table: str
     # Locally the admin token comes from the environment; deployed, from SSM Parameter Store.
     admin_token: str | None = field(default=None, repr=False)
     admin_token_parameter: str | None = None

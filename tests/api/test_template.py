@@ -28,13 +28,13 @@ def test_there_is_exactly_one_default_route():
     ]
 
 
-def test_every_function_has_one_route_and_a_uniquely_named_handler_module():
+def test_every_function_has_one_event_and_a_uniquely_named_handler_module():
     modules = Multiset(fn.handler.rsplit(".", 1)[0] for fn in FUNCTIONS.values())
     for fn in FUNCTIONS.values():
         module = fn.handler.rsplit(".", 1)[0]
         assert (fn.code_uri / f"{module}.py").is_file(), fn.logical_id
         assert modules[module] == 1, f"{module} is not unique"
-        assert len(fn.routes) + len(fn.schedules) == 1, fn.logical_id
+        assert len(fn.routes) + len(fn.schedules) + len(fn.streams) == 1, fn.logical_id
 
 
 def test_every_function_has_a_sample_event():
@@ -85,6 +85,8 @@ def test_each_function_answers_its_sample_event_with_only_the_permissions_it_is_
 
     if fn.schedules:
         assert answer["failed"] == 0 and "items_created" in answer, answer
+    elif fn.streams:  # every record taken, and written (to the history table)
+        assert answer == {"batchItemFailures": []} and used, answer
     else:
         expected = 404 if logical_id == "RouteNotFoundFunction" else None
         assert answer["statusCode"] == (expected or (201 if "Create" in logical_id else 200))

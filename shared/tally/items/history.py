@@ -1,0 +1,104 @@
+"""The history table's item: what one counter did in one hour, day or month (UTC).
+
+  series   "<workspace>/<counter>/<grain>", grain h (hour), d (day) or m (month): the key
+  at       the bucket's start, epoch seconds (the sort key)
+  up / down  usage in the bucket (never billing)     vc  the value's net change (billing too)
+  billed   units billing took off the value           seq  the last stream record absorbed
+  expires  epoch seconds, DynamoDB's TTL: hours are kept 14 days, days 400, months for good
+
+`seq` makes a bucket exact under at-least-once delivery: a counter's stream records arrive in
+order with growing sequence numbers, so a bucket takes a batch's sum only if the batch's last
+record is past the one it took last (a redelivered batch, or its prefix, is skipped).
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tally.items.expression import Attr, Update, decode
+
+GRAINS = {"h": 3600, "d": 86400}  # and "m": calendar months
+KEEP_S = {"h": 14 * 86400, "d": 400 * 86400}  # after the bucket ends; months are kept
+SEQ = Attr("seq")
+_SEQ_WIDTH = 40  # stream sequence numbers are decimal strings of up to 40 digits
+
+
+def series(workspace: str, counter: str, grain: str) -> str:
+    return f"{workspace}/{counter}/{grain}"  # neither name may hold a "/"
+
+
+def bucket_start(epoch_s: float, grain: str) -> int:
+    if grain == "m":
+        moment = datetime.fromtimestamp(epoch_s, UTC)
+        return calendar.timegm((moment.year, moment.month, 1, 0, 0, 0))
+    size = GRAINS[grain]
+    return int(epoch_s // size) * size
+
+
+def key(workspace: str, counter: str, grain: str, at: int) -> dict[str, Any]:
+    return {"series": {"S": series(workspace, counter, grain)}, "at": {"N": str(at)}}
+
+
+@dataclass
+class Sums:
+    up: int = 0
+    down: int = 0
+    value_change: int = 0
+    billed: int = 0
+
+    def add(self, other: Sums) -> None:
+        self.up += other.up
+        self.down += other.down
+        self.value_change += other.value_change
+        self.billed += other.billed
+
+    def __bool__(self) -> bool:
+        return any((self.up, self.down, self.value_change, self.billed))
+
+
+def absorb(sums: Sums, last_sequence: str, grain: str, at: int) -> Update:
+    """Add a batch's sums to a bucket, unless the bucket has absorbed this batch's last record
+    (or a later one) already."""
+    seq = last_sequence.zfill(_SEQ_WIDTH)
+    update = Update()
+    for name, amount in (
+        ("up", sums.up),
+        ("down", sums.down),
+        ("vc", sums.value_change),
+        ("billed", sums.billed),
+    ):
+        update.add(Attr(name), amount)
+    update.set("#seq = :seq", seq=seq)
+    if grain in KEEP_S:
+        end = at + GRAINS[grain]  # hours and days: the grains that expire
+        update.set("#expires = :expires", expires=end + KEEP_S[grain])
+    return update.require(SEQ.missing() | (SEQ < seq))
+
+
+def range_query(workspace: str, counter: str, grain: str, start: int, end: int) -> dict:
+    """The Query of one series' buckets with start <= at < end, oldest first."""
+    return {
+        "KeyConditionExpression": "#series = :series AND #at BETWEEN :start AND :last",
+        "ExpressionAttributeNames": {"#series": "series", "#at": "at"},
+        "ExpressionAttributeValues": {
+            ":series": {"S": series(workspace, counter, grain)},
+            ":start": {"N": str(start)},
+            ":last": {"N": str(end - 1)},
+        },
+        "ConsistentRead": True,
+    }
+
+
+def decoded(raw: dict[str, Any]) -> tuple[int, Sums]:
+    """(the bucket's start, its sums)."""
+    fields = {name: decode(cell) for name, cell in raw.items()}
+    sums = Sums(
+        fields.get("up") or 0,
+        fields.get("down") or 0,
+        fields.get("vc") or 0,
+        fields.get("billed") or 0,
+    )
+    return fields["at"], sums
