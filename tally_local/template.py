@@ -153,6 +153,11 @@ class Template:
             for indexes in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
                 if props.get(indexes):
                     spec[indexes] = props[indexes]
+            if props.get("StreamSpecification"):
+                spec["StreamSpecification"] = {
+                    "StreamEnabled": True,
+                    **props["StreamSpecification"],
+                }
             out[logical_id] = spec
         return out
 

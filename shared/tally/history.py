@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tally import aws
 from tally.config import settings
+from tally.errors import BadRequest
 from tally.items import counter as stored_counter
 from tally.items import history as stored
 from tally.items.history import Sums
@@ -59,45 +60,50 @@ def derive(raw: dict[str, Any]) -> Change | None:
     return Change(workspace, counter, at_s, sums)
 
 
-@dataclass
-class _Bucket:
-    sums: Sums = field(default_factory=Sums)
-    last_sequence: str = ""
-    sources: list[Any] = field(default_factory=list)
-
-
 def absorb(changes: Iterable[tuple[Change, str, Any]], *, client: Any = None) -> list[tuple]:
     """Add a batch's changes ((change, its record's sequence number, the record)) to their
     buckets: one conditional UpdateItem per bucket. Returns (record, error) for every record
-    whose bucket could not be written, so that the batch is retried from the first of them; a
-    bucket that absorbed these records already is left as it is."""
-    buckets: dict[tuple[str, str, str, int], _Bucket] = {}
-    for change, sequence, record in changes:
+    whose bucket could not be written, so that the batch is retried from the first of them.
+    Records a bucket took before are never added again (tally.items.history: `seq`)."""
+    buckets: dict[tuple[str, str, str, int], list[tuple[str, Sums, Any]]] = {}
+    for change, number, record in changes:
         for grain in ("h", "d", "m"):
             at = stored.bucket_start(change.at_s, grain)
-            bucket = buckets.setdefault((change.workspace, change.counter, grain, at), _Bucket())
-            bucket.sums.add(change.sums)
-            bucket.last_sequence = max(bucket.last_sequence, sequence, key=_sequence_order)
-            bucket.sources.append(record)
+            taken = buckets.setdefault((change.workspace, change.counter, grain, at), [])
+            taken.append((stored.sequence(number), change.sums, record))
     client = client or aws.dynamodb()
     failed = []
-    for (workspace, counter, grain, at), bucket in buckets.items():
-        update = stored.absorb(bucket.sums, bucket.last_sequence, grain, at)
+    for (workspace, counter, grain, at), records in buckets.items():
         try:
-            client.update_item(
-                TableName=settings().history_table,
-                Key=stored.key(workspace, counter, grain, at),
-                **update.params(),
-            )
-        except ClientError as err:
-            if aws.condition_failed(err):
-                continue  # absorbed before: a batch delivered again
-            failed += [(record, err) for record in bucket.sources]
+            _add(client, stored.key(workspace, counter, grain, at), grain, at, records)
+        except (ClientError, BotoCoreError) as err:  # unreachable, throttled, or applied with
+            failed += [(record, err) for _, _, record in records]  # its answer lost: resent
     return failed
 
 
-def _sequence_order(sequence: str) -> tuple[int, str]:
-    return len(sequence), sequence  # decimal strings: the longer one is the larger
+def _add(client: Any, key: dict, grain: str, at: int, records: list[tuple[str, Sums, Any]]):
+    records = sorted(records, key=lambda r: r[0])
+    for _ in range(3):
+        if not records:
+            return  # every one taken before: a batch delivered again
+        total = Sums()
+        for _, sums, _ in records:
+            total.add(sums)
+        update = stored.absorb(total, records[0][0], records[-1][0], grain, at)
+        try:
+            client.update_item(
+                TableName=settings().history_table,
+                Key=key,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **update.params(),
+            )
+            return
+        except ClientError as err:
+            if not aws.condition_failed(err):
+                raise
+            last = stored.last_taken(err.response.get("Item"))
+            records = [r for r in records if r[0] > last]  # the ones it has not taken
+    raise RuntimeError("a history bucket kept moving under one consumer")  # one per shard
 
 
 # ------------------------------------------------------------------ reading
@@ -198,3 +204,119 @@ def _index(epochs: list[int], at: int) -> int:
 def _iso(moment: datetime) -> str:
     text = moment.isoformat(timespec="seconds")
     return text.replace("+00:00", "Z") if moment.utcoffset() == timedelta(0) else text
+
+
+# ------------------------------------------------------------------ a request's window
+
+_DEFAULT_SPAN = {"hour": 24, "day": 30, "week": 12, "month": 12}  # buckets, ending now
+KEPT = {"hour": timedelta(days=14), "day": timedelta(days=400)}  # older buckets are gone (TTL)
+
+
+def window(query: dict[str, str], now: datetime) -> Window:
+    """?group_by=hour|day|week|month (hour) &from= &to= (ISO 8601 dates or times, `to`
+    exclusive; a time without an offset is in `tz`) &tz= (an IANA zone, UTC): every refusal a
+    400 naming its field."""
+    group_by = query.get("group_by") or "hour"
+    if group_by not in GROUPS:
+        raise BadRequest(
+            "group_by must be hour, day, week or month", fields={"group_by": "|".join(GROUPS)}
+        )
+    tz = _zone(query.get("tz") or "UTC")
+    end = _moment(query["to"], tz, "to") if query.get("to") else now
+    end_floor = floor(end, group_by, tz)
+    end = end_floor if end_floor == end.astimezone(tz) else _next(end_floor, group_by)
+    hourly = group_by == "hour" or tz.key != "UTC"  # made of hourly buckets
+    kept = KEPT["hour"] if hourly else KEPT.get("day" if group_by == "week" else group_by)
+    if query.get("from"):
+        start = floor(_moment(query["from"], tz, "from"), group_by, tz)
+    else:  # the last few buckets, as many as are kept
+        start = end
+        for _ in range(_DEFAULT_SPAN[group_by]):
+            start = floor(start - timedelta(seconds=1), group_by, tz)
+        while kept is not None and start < now - kept:
+            start = _next(start, group_by)
+        if start >= end:  # not one whole bucket is kept (a month in another zone)
+            raise _not_kept(hourly, group_by, kept)
+    if start >= end:
+        raise BadRequest("from must be before to", fields={"from": "before to"})
+    found = Window(group_by, tz, start, end)
+    count = 0
+    at = start
+    while at < end:
+        count += 1
+        if count > MAX_POINTS:
+            raise BadRequest(
+                f"at most {MAX_POINTS} points: narrow the range or group by a longer period",
+                fields={"from": f"at most {MAX_POINTS} {group_by}s before to"},
+            )
+        at = _next(at, group_by)
+    if kept is not None and start < now - kept:
+        raise _not_kept(hourly, group_by, kept)
+    if hourly and any(_offset_minutes(moment) % 60 for moment in (start, end)):
+        raise BadRequest(
+            f"history is kept in UTC hours; {tz.key} is not a whole number of hours from UTC",
+            fields={"tz": "a zone a whole number of hours from UTC"},
+        )
+    return found
+
+
+def _not_kept(hourly: bool, group_by: str, kept: timedelta) -> BadRequest:
+    what = "hourly history" if hourly else "daily history"
+    zone = " (a grouping in a zone other than UTC is made of hours)" if group_by != "hour" else ""
+    return BadRequest(
+        f"{what} is kept {kept.days} days{zone}: ask for a later from, or group in UTC",
+        fields={"from": f"within {kept.days} days"},
+    )
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name) if len(name) <= 64 else ZoneInfo("")
+    except (ValueError, KeyError, ZoneInfoNotFoundError, IsADirectoryError):
+        raise BadRequest(
+            "tz must be an IANA time zone such as Europe/Paris", fields={"tz": "an IANA time zone"}
+        ) from None
+
+
+def _moment(text: str, tz: ZoneInfo, field_name: str) -> datetime:
+    try:
+        if len(text) > 40:
+            raise ValueError
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(
+            f"{field_name} must be an ISO 8601 date or time, e.g. 2026-11-23 or 2026-11-23T10:00:00Z",
+            fields={field_name: "ISO 8601"},
+        ) from None
+    if not 1970 <= moment.year <= 2200:
+        raise BadRequest(
+            f"{field_name} must be between 1970 and 2200", fields={field_name: "1970-2200"}
+        )
+    return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment.astimezone(tz)
+
+
+def _offset_minutes(moment: datetime) -> int:
+    offset = moment.utcoffset() or timedelta(0)
+    return int(offset.total_seconds() // 60)
+
+
+def csv(points: list[dict]) -> str:
+    lines = ["at,up,down,value_change,billed"]
+    lines += [f"{p['at']},{p['up']},{p['down']},{p['value_change']},{p['billed']}" for p in points]
+    return "\n".join(lines) + "\n"
+
+
+def answer(request: Any, workspace: str, name: str, now: datetime) -> tuple[str, Any]:
+    """A history request's points, as ("json", data) or ("csv", text) by its Accept header."""
+    found = window(request.query, now)
+    data = {
+        "name": name,
+        "group_by": found.group_by,
+        "tz": found.tz.key,
+        "from": _iso(found.start),
+        "to": _iso(found.end),
+        "points": points(workspace, name, found),
+    }
+    if "text/csv" in request.headers.get("accept", ""):
+        return "csv", csv(data["points"])
+    return "json", data

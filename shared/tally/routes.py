@@ -18,6 +18,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/v2/{workspace}/{name}/reset"),
     ("GET", "/v2/{workspace}/{name}/set"),
     ("GET", "/v2/{workspace}/{name}/stats"),
+    ("GET", "/v2/{workspace}/{name}/history"),
     ("GET", "/v2/{workspace}/{name}/badge.svg"),
     ("GET", "/v2/{workspace}/{name}/up/badge.svg"),
     ("GET", "/v2/{workspace}/{name}/shield.json"),
@@ -29,6 +30,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("PUT", "/account/settings"),
     ("GET", "/account/counters/{name}/settings"),
     ("PUT", "/account/counters/{name}/settings"),
+    ("GET", "/account/counters/{name}/history"),
     ("POST", "/account/invoice-items"),
     ("GET", "/account/invoice-items"),
 )

@@ -210,6 +210,13 @@ def test_every_v2_answer_matches_the_document(described, workspace):
     assert described("GET", f"/v2/{ws}/visits/up", key=admin).status == 200
     assert described("GET", f"/v2/{ws}/visits", key=admin).status == 200
     assert described("GET", f"/v2/{ws}/visits/stats", key=admin).status == 200
+    history = f"/v2/{ws}/visits/history"
+    assert described("GET", history, key=admin).status == 200
+    assert described("GET", f"{history}?group_by=day&tz=Europe/Paris", key=admin).status == 200
+    csv = described("GET", f"{history}?group_by=week", key=read, headers={"Accept": "text/csv"})
+    assert csv.status == 200 and csv.body.startswith("at,up,down,value_change,billed\n")
+    assert described("GET", f"{history}?group_by=year", key=admin).status == 400
+    assert described("GET", history).status == 401  # not public
     assert described("GET", f"/v2/{ws}/visits/down", key=admin).status == 200
     assert described("GET", f"/v2/{ws}/visits/set?value=41", key=admin).status == 200
     assert described("GET", f"/v2/{ws}/visits/reset", key=admin).status == 200
@@ -262,6 +269,9 @@ def test_every_backstack_and_operator_answer_matches_the_document(described, wor
     assert described("PUT", settings, key="tly_x_y", body=public).status == 401
     assert described("DELETE", "/account/counters/api_calls", key=admin).status == 200
     assert described("GET", "/account/counters/api_calls/settings", key=admin).status == 200
+    history = "/account/counters/api_calls/history"
+    assert described("GET", f"{history}?group_by=month", key=read).status == 200
+    assert described("GET", f"{history}?from=yesterday", key=read).status == 400
     bounded = {"lower_bound": -5, "upper_bound": 100, "visibility": "public"}
     billed = {"billing": {"threshold": 1000, "amount": 500, "description": "API calls"}}
     path = "/account/counters/api_calls/settings"
@@ -390,6 +400,8 @@ CONDITIONAL_READS = [
     ("/account/invoice-items?limit=1", "admin"),
     ("/account/counters/visits/settings", "admin"),
     ("/account/settings", "admin"),
+    ("/v2/{ws}/visits/history?group_by=month&from=2026-01-01&to=2026-03-01", None),
+    ("/account/counters/visits/history?group_by=month&from=2026-01-01&to=2026-03-01", "admin"),
 ]
 
 

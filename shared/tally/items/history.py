@@ -7,8 +7,9 @@
   expires  epoch seconds, DynamoDB's TTL: hours are kept 14 days, days 400, months for good
 
 `seq` makes a bucket exact under at-least-once delivery: a counter's stream records arrive in
-order with growing sequence numbers, so a bucket takes a batch's sum only if the batch's last
-record is past the one it took last (a redelivered batch, or its prefix, is skipped).
+order with growing sequence numbers, so a bucket takes a sum of records only if the first of them
+is past the last record it took. A resent batch can mix records taken and new ones: refused, the
+writer sees `seq` (ALL_OLD) and sends again the sum of the records past it.
 """
 
 from __future__ import annotations
@@ -59,10 +60,15 @@ class Sums:
         return any((self.up, self.down, self.value_change, self.billed))
 
 
-def absorb(sums: Sums, last_sequence: str, grain: str, at: int) -> Update:
-    """Add a batch's sums to a bucket, unless the bucket has absorbed this batch's last record
-    (or a later one) already."""
-    seq = last_sequence.zfill(_SEQ_WIDTH)
+def sequence(number: str) -> str:
+    """A stream sequence number as the bucket keeps it: compared as text, in number order."""
+    return number.zfill(_SEQ_WIDTH)
+
+
+def absorb(sums: Sums, first: str, last: str, grain: str, at: int) -> Update:
+    """Add the sums of records `first`..`last` (sequence numbers) to a bucket, only if it has
+    taken none of them (its last record is before `first`)."""
+    seq = sequence(last)
     update = Update()
     for name, amount in (
         ("up", sums.up),
@@ -75,7 +81,12 @@ def absorb(sums: Sums, last_sequence: str, grain: str, at: int) -> Update:
     if grain in KEEP_S:
         end = at + GRAINS[grain]  # hours and days: the grains that expire
         update.set("#expires = :expires", expires=end + KEEP_S[grain])
-    return update.require(SEQ.missing() | (SEQ < seq))
+    return update.require(SEQ.missing() | (SEQ < sequence(first)))
+
+
+def last_taken(raw: dict[str, Any] | None) -> str:
+    """The sequence number of the last record a bucket took ("" if none)."""
+    return decode((raw or {}).get(SEQ.name)) or ""
 
 
 def range_query(workspace: str, counter: str, grain: str, start: int, end: int) -> dict:
