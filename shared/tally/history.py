@@ -125,8 +125,10 @@ class Window:
 
     def starts(self) -> list[datetime]:
         """Every bucket's start, in the zone (wall-clock steps: a DST day is 23 or 25 hours)."""
-        out, at = [], self.start
-        while at < self.end:
+        # (compared as instants: two aware times of one zone compare by wall clock, so the
+        # repeated hour of a DST change would look like the hour before it)
+        out, at, end = [], self.start, self.end.timestamp()
+        while at.timestamp() < end:
             out.append(at)
             at = _next(at, self.group_by)
         return out
@@ -178,12 +180,12 @@ def points(workspace: str, counter: str, window: Window, *, client: Any = None) 
         .get_paginator("query")
         .paginate(TableName=settings().history_table, **query)
     )
-    totals = {start: Sums() for start in starts}
     epochs = [int(s.timestamp()) for s in starts]
+    totals = [Sums() for _ in starts]
     for page in pages:
         for raw in page["Items"]:
             at, sums = stored.decoded(raw)
-            totals[starts[_index(epochs, at)]].add(sums)
+            totals[_index(epochs, at)].add(sums)
     return [
         {
             "at": _iso(start),
@@ -192,7 +194,7 @@ def points(workspace: str, counter: str, window: Window, *, client: Any = None) 
             "value_change": sums.value_change,
             "billed": sums.billed,
         }
-        for start, sums in totals.items()
+        for start, sums in zip(starts, totals, strict=True)
     ]
 
 
@@ -235,14 +237,16 @@ def window(query: dict[str, str], now: datetime) -> Window:
             start = floor(start - timedelta(seconds=1), group_by, tz)
         while kept is not None and start < now - kept:
             start = _next(start, group_by)
-        if start >= end:  # not one whole bucket is kept (a month in another zone)
+        if (
+            start.timestamp() >= end.timestamp()
+        ):  # not one whole bucket is kept (a month in another zone)
             raise _not_kept(hourly, group_by, kept)
-    if start >= end:
+    if start.timestamp() >= end.timestamp():
         raise BadRequest("from must be before to", fields={"from": "before to"})
     found = Window(group_by, tz, start, end)
     count = 0
     at = start
-    while at < end:
+    while at.timestamp() < end.timestamp():
         count += 1
         if count > MAX_POINTS:
             raise BadRequest(

@@ -218,3 +218,27 @@ def test_cost_a_history_read_with_a_key_is_one_query_beside_its_rate_limit(api, 
         ("UpdateItem", "RateLimitsTable"),  # a new path for this key: its new-paths token
         ("Query", "HistoryTable"),
     ]
+
+
+def test_days_in_a_zone_follow_its_clock_across_a_dst_change(api, workspace, monkeypatch):
+    """Paris falls back on 2026-10-25: that day is 25 hours, and a change at 23:30 local (22:30
+    UTC) is still on it."""
+    from tally import history
+    from tally.items.history import Sums
+
+    ws, key = workspace
+    times = ["2026-10-24T22:30:00Z", "2026-10-25T22:30:00Z", "2026-10-25T23:30:00Z"]
+    for number, at in enumerate(times, start=1):
+        moment = datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+        change = history.Change(ws, "c", moment, Sums(up=1, value_change=1))
+        assert history.absorb([(change, str(number), None)]) == []
+    monkeypatch.setattr(clock, "now", lambda: datetime(2026, 10, 27, tzinfo=UTC))
+    query = "group_by=day&tz=Europe/Paris&from=2026-10-25&to=2026-10-27"
+    days = api("GET", f"/v2/{ws}/c/history?{query}", key=key).body["data"]["points"]
+    assert [(p["at"], p["up"]) for p in days] == [
+        ("2026-10-25T00:00:00+02:00", 2),
+        ("2026-10-26T00:00:00+01:00", 1),
+    ]
+    hourly = query.replace("group_by=day", "group_by=hour")
+    hours = api("GET", f"/v2/{ws}/c/history?{hourly}", key=key).body["data"]
+    assert len(hours["points"]) == 25 + 24
