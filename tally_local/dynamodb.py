@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tally_local.dynamodb_local import die_with_parent
+from tally_local.dynamodb_local import die_with_parent, end_process
 from tally_local.template import REGION, Template
 
 
@@ -98,12 +98,7 @@ class EmbeddedDynamoDB:
         if self._process is not None:
             process, self._process = self._process, None
             atexit.unregister(self.stop)
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            end_process(process, timeout=5)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

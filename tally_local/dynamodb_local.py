@@ -98,6 +98,17 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child, between 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def end_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, and SIGKILL if it is still there after `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class DynamoDBLocal:
     """One DynamoDB Local process: in memory, one database for every client (`-sharedDb`, so any
     credentials and region see the same tables), on a free loopback port unless given one.
@@ -188,13 +199,7 @@ class DynamoDBLocal:
         if process is None:
             return
         atexit.unregister(self.stop)
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        end_process(process, timeout=10)
 
     def __enter__(self) -> str:
         return self.start()
