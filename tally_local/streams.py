@@ -253,7 +253,10 @@ class StreamPoller:
         table = self.ddb.describe_table(TableName=self.table)["Table"]
         arn = table.get("LatestStreamArn")
         if not arn:
-            raise _NoStream(f"{self.table} has no stream (StreamSpecification)")
+            raise _NoStream(
+                f"{self.table} has no stream: it was made without the template's "
+                "StreamSpecification (delete it, and tally serve makes it again)"
+            )
         first = not self._listed  # the shards there when the poller started
         if arn != self.arn:
             if self.arn is not None:

@@ -399,7 +399,28 @@ def test_changes_from_8_threads_are_each_counted_once(server):
         assert _total(server, series, "up") == data["up_count"], series
         assert _total(server, series, "down") == data["down_count"], series
         assert _total(server, series, "vc") == data["value"], series
-    assert "failed" not in server.log()
+    deliveries = [line for line in server.log().splitlines() if line.startswith("stream ")]
+    assert deliveries and all(" ok " in line for line in deliveries), deliveries
+
+
+def test_a_history_write_that_fails_is_retried_until_it_lands_and_counted_once(server):
+    client = dynamodb.client(server.ddb_endpoint)
+    client.delete_table(TableName="HistoryTable")  # every bucket write now fails
+    try:
+        status, body = server.call("/v2/demo/outage/up", key=DEMO_KEY)
+        assert status == 200, body
+        deadline = time.monotonic() + SOON_S
+        while "batchItemFailures from" not in server.log().split("/outage/up", 1)[1]:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+    finally:
+        dynamodb.ensure_tables(client, TEMPLATE)  # back: the next retry lands
+    deadline = time.monotonic() + 3 * SOON_S  # (retries wait 0.1 s, doubling up to 2 s)
+    while not _counted(server, "outage", "up", 1):
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+    retried = server.log().split("/outage/up", 1)[1]
+    assert "retry 1/10 of 1 " in retried and "discarded" not in retried
 
 
 @pytest.mark.moto_only(
