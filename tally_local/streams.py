@@ -27,7 +27,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -157,8 +157,12 @@ class StreamPoller:
         window_cap_s: float = WINDOW_CAP_S,
         poll_s: float = POLL_S,
         retry_delay_s: float = RETRY_DELAY_S,
+        resuming: bool = False,
     ) -> None:
         self.name, self.source, self.handler, self.log = name, source, handler, log
+        # A table tally serve did not make has a mapping's worth of history already: where that
+        # mapping had got to is not kept locally, so it goes on from LATEST (see Streams).
+        self.starting_position = "LATEST" if resuming else source.starting_position
         self.endpoint = endpoint
         self.window_s = min(source.window_s, window_cap_s)
         self.poll_s, self.retry_delay_s = poll_s, retry_delay_s
@@ -182,7 +186,10 @@ class StreamPoller:
         window = f"{s.window_s:g}s" + (
             f" (capped to {self.window_s:g}s locally)" if self.window_s < s.window_s else ""
         )
-        return f"{self.name} <- {s.table} ({s.starting_position}, batch {s.batch_size}, {window})"
+        start = self.starting_position
+        if start != s.starting_position:
+            start += f" (not {s.starting_position}: {s.table} was there before tally serve)"
+        return f"{self.name} <- {s.table} ({start}, batch {s.batch_size}, {window})"
 
     def start(self) -> StreamPoller:
         self.thread = threading.Thread(target=self.run, name=f"stream {self.name}", daemon=True)
@@ -270,7 +277,7 @@ class StreamPoller:
                 continue
             closed = "EndingSequenceNumber" in shard["SequenceNumberRange"]
             start = "TRIM_HORIZON"
-            if first and self.source.starting_position == "LATEST":
+            if first and self.starting_position == "LATEST":
                 if closed:  # all of it came before the poller
                     self.done.add(sid)
                     continue
@@ -475,14 +482,35 @@ def _ddb_client(endpoint: str) -> Any:
 
 
 class Streams:
-    """A poller per (function, DynamoDB stream event) of the template."""
+    """A poller per (function, DynamoDB stream event) of the template.
 
-    def __init__(self, functions: list[Function], endpoint: str, log: Any = sys.stderr) -> None:
+    In AWS an event source mapping starts at its StartingPosition once, when it is made, and
+    then goes on from its checkpoint. Locally the checkpoint lives as long as tally serve: on a
+    table tally serve made (the usual case: the embedded endpoints start empty) the poller starts
+    at the template's StartingPosition; on a table that was there before (an endpoint named by
+    AWS_ENDPOINT_URL_DYNAMODB) at LATEST: TRIM_HORIZON would deliver again what earlier runs
+    delivered (history skips a batch it has absorbed, but a batch mixing such records with new
+    ones would be added whole)."""
+
+    def __init__(
+        self,
+        functions: list[Function],
+        endpoint: str,
+        *,
+        made: Iterable[str] = (),
+        log: Any = sys.stderr,
+    ) -> None:
         from tally_local.gateway import invoke
 
+        made = set(made)
         self.pollers = [
             StreamPoller(
-                fn.logical_id, source, endpoint, lambda event, fn=fn: invoke(fn, event), log=log
+                fn.logical_id,
+                source,
+                endpoint,
+                lambda event, fn=fn: invoke(fn, event),
+                log=log,
+                resuming=source.table not in made,
             )
             for fn in functions
             for source in fn.streams

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
-from tally_local.streams import StreamPoller
+from tally_local.streams import StreamPoller, Streams
 from tally_local.template import StreamSource
+from tests.conftest import TEMPLATE
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2026-01-01T00:00:00.000"
 
@@ -151,3 +152,17 @@ def test_latest_starts_at_the_open_shards_ends_and_skips_closed_ones():
         poller.cycle()
 
     assert [[r["dynamodb"]["Keys"]["k"]["S"] for r in e["Records"]] for e in seen] == [["5"]]
+
+
+def test_serve_starts_at_the_templates_position_on_a_table_it_made_else_at_latest():
+    functions = [fn for fn in TEMPLATE.functions.values() if fn.streams]
+
+    (fresh,) = Streams(functions, "unused", made=["CountersTable", "HistoryTable"]).pollers
+    (kept,) = Streams(functions, "unused", made=[]).pollers
+
+    assert fresh.starting_position == "TRIM_HORIZON"
+    assert "(TRIM_HORIZON, batch 1000, 5s (capped to 1s locally))" in fresh.describe()
+    assert kept.starting_position == "LATEST"
+    assert "LATEST (not TRIM_HORIZON: CountersTable was there before tally serve)" in (
+        kept.describe()
+    )
