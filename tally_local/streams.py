@@ -4,6 +4,7 @@ DynamoDB Streams API of the same endpoint and invokes the handler with batches o
 
 What is emulated, per shard (a parent shard is read to its end before its children):
   - StartingPosition: TRIM_HORIZON, or LATEST (the open shards' ends when the poller starts);
+    LATEST whatever the template says on a table tally serve did not make (see Streams);
   - BatchSize records at most, gathered for MaximumBatchingWindowInSeconds from the first one,
     the window capped at WINDOW_CAP_S locally so that a change reaches its function promptly;
   - the event as Lambda delivers it: {"Records": [...]}, each record as GetRecords gives it
