@@ -298,6 +298,35 @@ def test_the_embedded_endpoint_serves_dynamodb_streams():
     assert records[1]["dynamodb"]["NewImage"]["v"] == {"N": "2"}
 
 
+@pytest.mark.moto_only("tally serve's embedded endpoint is moto's server")
+def test_the_embedded_endpoint_keeps_only_the_newest_shard_iterators(monkeypatch):
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    monkeypatch.setattr(dynamodb, "KEPT_ITERATORS", 5)
+    server = dynamodb.EmbeddedDynamoDB(port=0, own_process=False).start()  # its state is here
+    try:
+        ddb, streams = dynamodb.client(server.endpoint), stream_client(server.endpoint)
+        dynamodb.ensure_tables(ddb, TEMPLATE)
+        arn = ddb.describe_table(TableName="CountersTable")["Table"]["LatestStreamArn"]
+        (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+        )["ShardIterator"]
+        for _ in range(20):  # a poller: each read gives the iterator of the next
+            iterator = streams.get_records(ShardIterator=iterator)["NextShardIterator"]
+        ddb.put_item(
+            TableName="CountersTable", Item={"workspace": {"S": "w"}, "counter": {"S": "c"}}
+        )
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        kept = [
+            len(b.shard_iterators) for a in dynamodbstreams_backends.values() for b in a.values()
+        ]
+    finally:
+        server.stop()
+    assert [r["eventName"] for r in records] == ["INSERT"]
+    assert kept == [5]
+
+
 def test_the_template_gives_the_counters_table_its_stream_on_either_backend():
     assert TEMPLATE.tables()["CountersTable"]["StreamSpecification"] == {
         "StreamEnabled": True,
