@@ -20,6 +20,7 @@ from typing import Any
 from tally_local import dynamodb
 from tally_local.demo import DEMO_KEY, seed_demo
 from tally_local.schedule import Scheduler
+from tally_local.streams import Streams
 from tally_local.template import REGION, Template
 
 DEFAULT_ADMIN_TOKEN = "local-admin-token"
@@ -80,6 +81,10 @@ def serve(args: argparse.Namespace) -> int:
         [fn for fn in template.functions.values() if fn.schedules], args.schedule_interval
     )
     scheduler.start()
+    streams = Streams(
+        [fn for fn in template.functions.values() if fn.streams], endpoint, made=created
+    )
+    streams.start()
     routes = [r for r in template.routes() if r.path != "$default"]
     print(
         f"tally serve: http://{args.host}:{server.server_port} "
@@ -100,6 +105,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         + (f"  demo workspace key: {DEMO_KEY}\n" if demo else "")
         + (f"  schedules: {scheduler.describe()}\n" if scheduler.plan else "")
+        + (f"  streams: {streams.describe()}\n" if streams.pollers else "")
         + f"  ready in {time.perf_counter() - started:.2f}s",
         file=sys.stderr,
         flush=True,
@@ -110,6 +116,7 @@ def serve(args: argparse.Namespace) -> int:
         pass
     finally:
         scheduler.stop()
+        streams.stop()  # before the endpoint it reads
         server.server_close()
         if embedded:
             embedded.stop()

@@ -5,6 +5,11 @@ reads the item, resolves ADD, then writes, so two racing ADDs can lose one. Dyna
 call atomically. With moto's server one HTTP request is one DynamoDB call, so a lock around each
 WSGI request makes every call atomic, transactions included, at the cost of serving one call at a
 time, which is plenty for local work.
+
+The same endpoint serves DynamoDB Streams, as DynamoDB Local does and as `tally serve`'s stream
+pollers read it (tally_local.streams): moto keeps both services' state in one process, and a
+request names its service in its X-Amz-Target header, so each goes to its own moto app, both
+behind the one lock.
 """
 
 from __future__ import annotations
@@ -105,14 +110,50 @@ class EmbeddedDynamoDB:
             self._server = None
 
 
+STREAMS_TARGET = "DynamoDBStreams_20120810."  # X-Amz-Target of every DynamoDB Streams call
+KEPT_ITERATORS = 4000  # moto keeps every shard iterator it hands out: the newest are kept
+
+
+class ByTarget:
+    """WSGI: a DynamoDB Streams call (X-Amz-Target `DynamoDBStreams_20120810.<Operation>`) to
+    moto's DynamoDB Streams app, any other request to its DynamoDB app."""
+
+    def __init__(self, dynamodb: Callable[..., Any], streams: Callable[..., Any]) -> None:
+        self.dynamodb, self.streams = dynamodb, streams
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(STREAMS_TARGET):
+            return self.dynamodb(environ, start_response)
+        try:
+            return self.streams(environ, start_response)
+        finally:
+            _forget_old_iterators()
+
+
+def _forget_old_iterators() -> None:
+    """moto stores each shard iterator it hands out (a new one per GetRecords) and never drops
+    one: a poller asking 4 times a second would grow it without end. DynamoDB's iterators expire
+    after 15 minutes; here the oldest go past KEPT_ITERATORS (a quarter of an hour of one poller,
+    which holds each for well under a second and gets a new one for one gone)."""
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    for account in list(dynamodbstreams_backends.values()):
+        for backend in list(account.values()):
+            iterators = backend.shard_iterators
+            for arn in list(iterators)[: max(0, len(iterators) - KEPT_ITERATORS)]:
+                del iterators[arn]
+
+
 def _server(host: str, port: int, atomic: bool) -> Any:
     from moto.backends import get_backend
     from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    get_backend("dynamodb").reset()  # moto's state is per process: start empty
-    app = create_backend_app("dynamodb")  # this endpoint serves DynamoDB only
+    for service in ("dynamodb", "dynamodbstreams"):
+        get_backend(service).reset()  # moto's state is per process: start empty
+    # This endpoint serves DynamoDB and DynamoDB Streams only.
+    app = ByTarget(create_backend_app("dynamodb"), create_backend_app("dynamodbstreams"))
     return make_server(
         host,
         port,

@@ -96,6 +96,7 @@ class StreamSource:
     retries: int = -1  # -1: until the records expire, as Lambda's default
     starting_position: str = "LATEST"
     report_item_failures: bool = False
+    on_failure: str | None = None  # DestinationConfig.OnFailure: the destination's logical id
 
 
 @dataclass
@@ -126,6 +127,15 @@ class Function:
         return getattr(self._module, attr)
 
 
+def _logical_id(reference: Any) -> str | None:
+    """`!GetAtt X.Arn` or `!Ref X` -> "X"; a literal ARN as it is."""
+    if isinstance(reference, dict):
+        if "Fn::GetAtt" in reference:
+            return reference["Fn::GetAtt"][0]
+        return reference.get("Ref")
+    return reference
+
+
 class Template:
     def __init__(self, path: Path = TEMPLATE) -> None:
         self.path = path
@@ -153,10 +163,11 @@ class Template:
             for indexes in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
                 if props.get(indexes):
                     spec[indexes] = props[indexes]
-            if props.get("StreamSpecification"):
+            stream = props.get("StreamSpecification")
+            if stream:  # CloudFormation enables a stream by naming its view; the API asks both
                 spec["StreamSpecification"] = {
                     "StreamEnabled": True,
-                    **props["StreamSpecification"],
+                    "StreamViewType": stream["StreamViewType"],
                 }
             out[logical_id] = spec
         return out
@@ -208,6 +219,11 @@ class Template:
                             starting_position=ep.get("StartingPosition", "LATEST"),
                             report_item_failures="ReportBatchItemFailures"
                             in (ep.get("FunctionResponseTypes") or []),
+                            on_failure=_logical_id(
+                                (ep.get("DestinationConfig") or {})
+                                .get("OnFailure", {})
+                                .get("Destination")
+                            ),
                         )
                     )
             out[logical_id] = fn

@@ -1043,7 +1043,7 @@ def _operation_violations(writes: list[dict[str, Any]]) -> list[str]:
 def test_every_routed_function_declares_whether_it_changes_and_is_probed_here():
     for name, fn in TEMPLATE.functions.items():
         if not fn.routes:
-            assert fn.schedules or fn.streams, f"{name}: no route, schedule or stream"
+            assert fn.schedules or fn.streams, f"{name}: no route, schedule or stream event"
             assert not hasattr(fn.load(), "changes"), f"{name} is not behind the gateway"
             continue
         handler = fn.load()
