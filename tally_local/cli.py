@@ -81,9 +81,7 @@ def serve(args: argparse.Namespace) -> int:
         [fn for fn in template.functions.values() if fn.schedules], args.schedule_interval
     )
     scheduler.start()
-    streams = Streams(
-        [fn for fn in template.functions.values() if fn.streams], endpoint, made=created
-    )
+    streams = Streams([fn for fn in template.functions.values() if fn.streams], endpoint)
     streams.start()
     routes = [r for r in template.routes() if r.path != "$default"]
     print(

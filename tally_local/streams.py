@@ -4,7 +4,6 @@ DynamoDB Streams API of the same endpoint and invokes the handler with batches o
 
 What is emulated, per shard (a parent shard is read to its end before its children):
   - StartingPosition: TRIM_HORIZON, or LATEST (the open shards' ends when the poller starts);
-    LATEST whatever the template says on a table tally serve did not make (see Streams);
   - BatchSize records at most, gathered for MaximumBatchingWindowInSeconds from the first one,
     the window capped at WINDOW_CAP_S locally so that a change reaches its function promptly;
   - the event as Lambda delivers it: {"Records": [...]}, each record as GetRecords gives it
@@ -28,7 +27,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -158,12 +157,9 @@ class StreamPoller:
         window_cap_s: float = WINDOW_CAP_S,
         poll_s: float = POLL_S,
         retry_delay_s: float = RETRY_DELAY_S,
-        resuming: bool = False,
     ) -> None:
         self.name, self.source, self.handler, self.log = name, source, handler, log
-        # A table tally serve did not make has a mapping's worth of history already: where that
-        # mapping had got to is not kept locally, so it goes on from LATEST (see Streams).
-        self.starting_position = "LATEST" if resuming else source.starting_position
+        self.starting_position = source.starting_position
         self.endpoint = endpoint
         self.window_s = min(source.window_s, window_cap_s)
         self.poll_s, self.retry_delay_s = poll_s, retry_delay_s
@@ -187,10 +183,9 @@ class StreamPoller:
         window = f"{s.window_s:g}s" + (
             f" (capped to {self.window_s:g}s locally)" if self.window_s < s.window_s else ""
         )
-        start = self.starting_position
-        if start != s.starting_position:
-            start += f" (not {s.starting_position}: {s.table} was there before tally serve)"
-        return f"{self.name} <- {s.table} ({start}, batch {s.batch_size}, {window})"
+        return (
+            f"{self.name} <- {s.table} ({self.starting_position}, batch {s.batch_size}, {window})"
+        )
 
     def start(self) -> StreamPoller:
         self.thread = threading.Thread(target=self.run, name=f"stream {self.name}", daemon=True)
@@ -486,24 +481,22 @@ class Streams:
     """A poller per (function, DynamoDB stream event) of the template.
 
     In AWS an event source mapping starts at its StartingPosition once, when it is made, and
-    then goes on from its checkpoint. Locally the checkpoint lives as long as tally serve: on a
-    table tally serve made (the usual case: the embedded endpoints start empty) the poller starts
-    at the template's StartingPosition; on a table that was there before (an endpoint named by
-    AWS_ENDPOINT_URL_DYNAMODB) at LATEST: TRIM_HORIZON would deliver again what earlier runs
-    delivered (history skips a batch it has absorbed, but a batch mixing such records with new
-    ones would be added whole)."""
+    then goes on from its checkpoint. Locally the checkpoint lives as long as tally serve, so a
+    tally serve started again on a table that was there before (an endpoint named by
+    AWS_ENDPOINT_URL_DYNAMODB) reads it from the template's StartingPosition again: with
+    TRIM_HORIZON its function gets records it had, which CounterStreamFunction takes at least
+    once by design (a history bucket never takes a record twice), and the changes made while no
+    tally serve ran."""
 
     def __init__(
         self,
         functions: list[Function],
         endpoint: str,
         *,
-        made: Iterable[str] = (),
         log: Any = sys.stderr,
     ) -> None:
         from tally_local.gateway import invoke
 
-        made = set(made)
         self.pollers = [
             StreamPoller(
                 fn.logical_id,
@@ -511,7 +504,6 @@ class Streams:
                 endpoint,
                 lambda event, fn=fn: invoke(fn, event),
                 log=log,
-                resuming=source.table not in made,
             )
             for fn in functions
             for source in fn.streams

@@ -11,6 +11,7 @@ import os
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -452,11 +453,10 @@ def test_a_history_write_that_fails_is_retried_until_it_lands_and_counted_once(s
     assert "retry 1/10 of 1 " in retried and "discarded" not in retried
 
 
-@pytest.mark.moto_only(
-    "an endpoint of its own: on DynamoDB Local it would share the module's tables, where the "
-    "sample's made-up sequence numbers would keep later records out of demo/visits' buckets"
-)
+@pytest.mark.moto_only("tally invoke against an embedded endpoint of its own")
 def test_tally_invoke_runs_the_stream_function_on_its_sample_event():
+    """The sample's records are a counter of their own (`stream-sample`), so invoking it beside
+    a running tally serve never touches real counters' history."""
     embedded = dynamodb.EmbeddedDynamoDB(port=0).start()
     try:
         done = subprocess.run(
@@ -478,4 +478,67 @@ def test_tally_invoke_runs_the_stream_function_on_its_sample_event():
     finally:
         embedded.stop()
     buckets = {item["series"]["S"]: int(item["up"]["N"]) for item in items}
-    assert buckets == {"demo/visits/h": 2, "demo/visits/d": 2, "demo/visits/m": 2}
+    assert buckets == {f"demo/stream-sample/{grain}": 2 for grain in "hdm"}
+
+
+@pytest.mark.dynamodb_local_only("a DynamoDB that outlives tally serve: an endpoint of its own")
+def test_tally_serve_started_again_on_the_same_tables_counts_every_change_once(tmp_path):
+    """Each start reads the stream from TRIM_HORIZON again: the records the last run delivered
+    come again and are taken at most once, and a change made while no tally serve ran is kept."""
+    from tally_local.dynamodb_local import DynamoDBLocal
+    from tests.serve import free_port
+
+    class Ran:  # what _history and _counted read of a server
+        def __init__(self, endpoint: str) -> None:
+            self.ddb_endpoint = endpoint
+
+    with DynamoDBLocal() as endpoint:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        env.update(AWS_ENDPOINT_URL_DYNAMODB=endpoint, TALLY_ADMIN_TOKEN="x")
+
+        def serve_and_up(times: int, log_name: str) -> None:
+            port = free_port()
+            log = tmp_path / log_name
+            process = subprocess.Popen(
+                [TALLY, "serve", "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while "ready in" not in log.read_text():
+                    assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.1)
+                for _ in range(times):
+                    url = f"http://127.0.0.1:{port}/v2/demo/visits/up"
+                    request = urllib.request.Request(
+                        url, headers={"Authorization": f"Bearer {DEMO_KEY}"}
+                    )
+                    urllib.request.urlopen(request, timeout=10).read()
+                up_count = 1 + times + serve_and_up.before
+                deadline = time.monotonic() + 20
+                while not _counted(Ran(endpoint), "visits", "up", up_count):
+                    assert time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.1)
+                serve_and_up.before += times
+            finally:
+                process.terminate()
+                process.wait(timeout=20)
+
+        serve_and_up.before = 0
+        serve_and_up(3, "first.log")
+        done = subprocess.run(  # a change while no tally serve runs
+            [TALLY, "invoke", "V2UpFunction", "-e", "events/v2_up.json"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        serve_and_up.before += 1
+        serve_and_up(2, "second.log")  # 1 (the demo's) + 3 + 1 + 2, each once
+        assert _total(Ran(endpoint), "demo/visits/h", "up") == 7
