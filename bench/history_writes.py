@@ -18,27 +18,14 @@ BATCH_SIZE, WINDOW_S, CHANGES = 1000, 5, 1000
 def records_of(client) -> list[dict]:
     import boto3
 
-    streams = boto3.client(
+    from tally_local.streams import read_all
+
+    streams = boto3.client(  # moto answers on the classic endpoint only
         "dynamodbstreams",
         region_name="us-east-1",
         endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com",
     )
-    arn = client.describe_table(TableName="CountersTable")["Table"]["LatestStreamArn"]
-    out = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator)
-            if not page["Records"]:
-                break
-            for record in page["Records"]:
-                created = record["dynamodb"]["ApproximateCreationDateTime"]
-                record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
-                out.append({**record, "eventSourceARN": arn})
-            iterator = page.get("NextShardIterator")
-    return out
+    return read_all(client, streams, "CountersTable")
 
 
 def measure(counters: int, rate: float) -> tuple[int, int, int]:

@@ -74,6 +74,24 @@ def lambda_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     return record
 
 
+def read_all(ddb: Any, streams: Any, table: str) -> list[dict[str, Any]]:
+    """Every record of a table's latest stream, shard after shard, in the shape Lambda delivers
+    them: for tests and benchmarks that hand a stream to its function themselves."""
+    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    out = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator)
+            if not page["Records"]:
+                break
+            out += [lambda_record(raw, arn) for raw in page["Records"]]
+            iterator = page.get("NextShardIterator")
+    return out
+
+
 def _wire(value: dict[str, Any]) -> dict[str, Any]:
     """An AttributeValue as JSON carries it: boto3 decodes binary (B, BS) to bytes."""
     ((kind, inner),) = value.items()

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from tally import aws, clock
 from tally_local.gateway import LambdaContext
+from tally_local.streams import read_all
 from tests.conftest import TEMPLATE, DynamoDBFaults
 
 STREAM = TEMPLATE.functions["CounterStreamFunction"]
@@ -29,22 +30,7 @@ def stream_records(ddb) -> list[dict]:
         region_name="us-east-1",
         endpoint_url=endpoint or "https://streams.dynamodb.us-east-1.amazonaws.com",
     )
-    arn = ddb.describe_table(TableName="CountersTable")["Table"]["LatestStreamArn"]
-    out = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator)
-            if not page["Records"]:
-                break
-            for record in page["Records"]:
-                created = record["dynamodb"]["ApproximateCreationDateTime"]
-                record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
-                out.append({**record, "eventSourceARN": arn})
-            iterator = page.get("NextShardIterator")
-    return out
+    return read_all(ddb, streams, "CountersTable")
 
 
 def deliver(records: list[dict], *, rng: random.Random, batch: int = 7) -> int:
