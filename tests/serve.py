@@ -24,6 +24,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def started(flags: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`tally serve <flags>` once it says it is ready (its output in `log`): for the tests that
+    need a serve Server does not make (its own DynamoDB, a restart on the same tables)."""
+    process = subprocess.Popen(
+        [TALLY, "serve", *flags], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 60
+    while "ready in" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"tally serve did not start in 60 s:\n{log.read_text()}")
+        time.sleep(0.1)
+    return process
+
+
 # The endpoints a running Server keeps its state on (DynamoDB Local is shared by every test).
 IN_USE: set[str] = set()
 

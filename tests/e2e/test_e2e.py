@@ -15,7 +15,7 @@ import pytest
 
 from tally_local.demo import DEMO_KEY
 from tests.conftest import ROOT
-from tests.serve import ADMIN, TALLY, Server, free_port
+from tests.serve import ADMIN, TALLY, Server, free_port, started
 
 pytestmark = pytest.mark.e2e
 
@@ -233,18 +233,8 @@ def test_tally_serve_starts_and_stops_its_own_dynamodb_local(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     log = tmp_path / "serve.log"
-    process = subprocess.Popen(
-        [TALLY, "serve", "--dynamodb", "dynamodb-local", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    process = started(["--dynamodb", "dynamodb-local", "--port", str(port)], env, log)
     try:
-        deadline = time.monotonic() + 60
-        while "ready in" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
         assert "(DynamoDB Local, started by tally serve)" in log.read_text()
         url = f"http://127.0.0.1:{port}/v2/demo/visits/up"
         with urllib.request.urlopen(url, timeout=10) as answer:

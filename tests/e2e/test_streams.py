@@ -486,7 +486,7 @@ def test_tally_serve_started_again_on_the_same_tables_counts_every_change_once(t
     """Each start reads the stream from TRIM_HORIZON again: the records the last run delivered
     come again and are taken at most once, and a change made while no tally serve ran is kept."""
     from tally_local.dynamodb_local import DynamoDBLocal
-    from tests.serve import free_port
+    from tests.serve import free_port, started
 
     class Ran:  # what _history and _counted read of a server
         def __init__(self, endpoint: str) -> None:
@@ -499,18 +499,8 @@ def test_tally_serve_started_again_on_the_same_tables_counts_every_change_once(t
         def serve_and_up(times: int, log_name: str) -> None:
             port = free_port()
             log = tmp_path / log_name
-            process = subprocess.Popen(
-                [TALLY, "serve", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-            )
+            process = started(["--port", str(port)], env, log)
             try:
-                deadline = time.monotonic() + 60
-                while "ready in" not in log.read_text():
-                    assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                    time.sleep(0.1)
                 for _ in range(times):
                     url = f"http://127.0.0.1:{port}/v2/demo/visits/up"
                     request = urllib.request.Request(
