@@ -163,14 +163,15 @@ def _server(host: str, port: int, atomic: bool) -> Any:
     )
 
 
-def client(endpoint: str) -> Any:
+def client(endpoint: str, service: str = "dynamodb", **config: Any) -> Any:
+    """A client of a local endpoint (DynamoDB, or its Streams API: "dynamodbstreams")."""
     return boto3.client(
-        "dynamodb",
+        service,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="local",
         aws_secret_access_key="local",
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, **config),
     )
 
 

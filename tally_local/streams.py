@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tally_local.template import REGION, Function, StreamSource
+from tally_local import dynamodb
+from tally_local.template import Function, StreamSource
 
 POLL_S = 0.25  # Lambda polls a shard 4 times a second
 WINDOW_CAP_S = 1.0  # MaximumBatchingWindowInSeconds is at most this locally
@@ -47,14 +46,7 @@ _ERROR_CHARS = 200  # of an error's repr in a log line
 
 
 def stream_client(endpoint: str) -> Any:
-    return boto3.client(
-        "dynamodbstreams",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=10),
-    )
+    return dynamodb.client(endpoint, "dynamodbstreams", read_timeout=10)
 
 
 # ------------------------------------------------------------------ the records Lambda delivers
@@ -219,7 +211,7 @@ class StreamPoller:
     # -------------------------------------------------------------- the loop
 
     def run(self) -> None:
-        self.ddb = self.ddb or _ddb_client(self.endpoint)
+        self.ddb = self.ddb or dynamodb.client(self.endpoint)
         self.streams = self.streams or stream_client(self.endpoint)
         while not self.stopping.is_set():
             try:
@@ -484,12 +476,6 @@ def _iso(epoch: Any) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def _ddb_client(endpoint: str) -> Any:
-    from tally_local.dynamodb import client
-
-    return client(endpoint)
 
 
 # ------------------------------------------------------------------ tally serve's pollers

@@ -128,12 +128,9 @@ def change(
     open_to = default_visibility if refuse_private is not None else None
     # Guess "same day"; a wrong guess returns the old item (no extra read) and tells the right one.
     rollover = "same_day"
-
-    def build() -> Update:
-        return stored.change(delta, at, rollover, open_to=open_to)
-
     for _ in range(_ROLLOVER_TRIES):
-        item, refusal = _write(client, workspace, name, build(), at)
+        update = stored.change(delta, at, rollover, open_to=open_to)
+        item, refusal = _write(client, workspace, name, update, at)
         if refusal in (Refusal.STALE_DAY, Refusal.RACED):
             rollover = item.rollover(at)
             continue

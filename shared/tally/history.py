@@ -129,6 +129,11 @@ class Window:
         # repeated hour of a DST change would look like the hour before it)
         out, at, end = [], self.start, self.end.timestamp()
         while at.timestamp() < end:
+            if len(out) == MAX_POINTS:
+                raise BadRequest(
+                    f"at most {MAX_POINTS} points: narrow the range or group by a longer period",
+                    fields={"from": f"at most {MAX_POINTS} {self.group_by}s before to"},
+                )
             out.append(at)
             at = _next(at, self.group_by)
         return out
@@ -244,16 +249,7 @@ def window(query: dict[str, str], now: datetime) -> Window:
     if start.timestamp() >= end.timestamp():
         raise BadRequest("from must be before to", fields={"from": "before to"})
     found = Window(group_by, tz, start, end)
-    count = 0
-    at = start
-    while at.timestamp() < end.timestamp():
-        count += 1
-        if count > MAX_POINTS:
-            raise BadRequest(
-                f"at most {MAX_POINTS} points: narrow the range or group by a longer period",
-                fields={"from": f"at most {MAX_POINTS} {group_by}s before to"},
-            )
-        at = _next(at, group_by)
+    found.starts()  # at most MAX_POINTS of them, or a 400
     if kept is not None and start < now - kept:
         raise _not_kept(hourly, group_by, kept)
     if hourly and any(_offset_minutes(moment) % 60 for moment in (start, end)):

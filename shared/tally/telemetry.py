@@ -101,6 +101,8 @@ def invocation(
     if handler is None:
         return functools.partial(invocation, correlation_path=correlation_path)
     invoked: list[bool] = []
+    run_traced = traced(handler)
+    run_metered = metrics.log_metrics(run_traced)  # (both wrapped once, not per invocation)
 
     @functools.wraps(handler)
     def run(event: Any, context: Any) -> Any:
@@ -111,11 +113,10 @@ def invocation(
             keys["correlation_id"] = jmespath_utils.query(envelope=correlation_path, data=event)
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(**keys)
-        run_traced = traced(handler)
         try:
             if is_metrics_disabled():  # (flushing nothing, Powertools would warn every time)
                 return run_traced(event, context)
-            return metrics.log_metrics(run_traced)(event, context)
+            return run_metered(event, context)
         finally:
             logger.thread_safe_clear_keys()
 

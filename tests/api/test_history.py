@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -15,7 +16,7 @@ from botocore.exceptions import ClientError
 from tally import aws, clock
 from tally_local.gateway import LambdaContext
 from tally_local.streams import read_all
-from tests.conftest import TEMPLATE, DynamoDBFaults
+from tests.conftest import ADMIN_TOKEN, TEMPLATE, DynamoDBFaults
 
 STREAM = TEMPLATE.functions["CounterStreamFunction"]
 START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
@@ -159,6 +160,26 @@ def test_anyone_reads_a_public_counters_history_and_no_private_one(api, workspac
     assert api("GET", f"/v2/{ws}/shut/history").status == 401
     reader = api("POST", "/account/api-keys", key=key, body={"scopes": ["read"]}).body["api_key"]
     assert api("GET", f"/v2/{ws}/shut/history", key=reader).status == 200
+    other = api("POST", "/admin/workspaces", key=ADMIN_TOKEN, body={"workspace": "other"})
+    stranger = other.body["api_key"]
+    assert api("GET", f"/v2/{ws}/shut/history", key=stranger).status == 404  # says nothing more
+    assert api("GET", f"/v2/{ws}/open/history", key=stranger).status == 200
+    assert api("GET", "/account/counters/shut/history", key=stranger).body["points"][-1]["up"] == 0
+
+
+def test_a_hostile_window_is_a_quick_400(api, workspace):
+    ws, key = workspace
+    for query in (
+        "group_by=hour&from=1970-01-01&to=2200-01-01",  # two million hours
+        "tz=" + "A" * 5000,
+        "from=" + "9" * 5000,
+        "tz=../../../etc/localtime",
+        "group_by=month&tz=Asia/Kathmandu",  # 5:45 from UTC
+    ):
+        started = time.perf_counter()
+        answer = api("GET", f"/v2/{ws}/c/history?{query}", key=key)
+        assert answer.status == 400 and answer.body["fields"], (query, answer.body)
+        assert time.perf_counter() - started < 0.5, query
 
 
 def test_a_write_that_fails_mid_batch_reports_its_records_and_the_rest_is_kept(
