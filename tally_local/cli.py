@@ -18,18 +18,35 @@ from pathlib import Path
 from typing import Any
 
 from tally_local import dynamodb
+from tally_local.bus import Bus
 from tally_local.demo import DEMO_KEY, seed_demo
 from tally_local.schedule import Scheduler
 from tally_local.streams import Streams
 from tally_local.template import REGION, Template
 
 DEFAULT_ADMIN_TOKEN = "local-admin-token"
+# What differs from a deployed stack: the webhook signing key from the environment (not Secrets
+# Manager), webhooks to this machine allowed, and no dead-letter queue (a delivery that failed
+# for good is a WARNING line of the log instead).
+LOCAL_ENVIRONMENT = {
+    "TALLY_WEBHOOK_SIGNING_KEY": "local-webhook-signing-key",
+    "TALLY_WEBHOOK_URLS": "loopback-http",
+    "TALLY_WEBHOOK_DEAD_LETTER_QUEUE": "",
+}
 
 
-def _environment(template: Template, endpoint: str) -> None:
-    """What Lambda would give the functions, pointed at the chosen DynamoDB endpoint."""
-    os.environ.update(template.environment())
+def local_environment(template: Template) -> dict[str, str]:
+    """Every function's environment as tally serve gives it (tests use the same)."""
+    return {**template.environment(), **LOCAL_ENVIRONMENT}
+
+
+def _environment(template: Template, endpoint: str, bus: Any = None) -> None:
+    """What Lambda would give the functions, pointed at the chosen DynamoDB endpoint and bus."""
+    keep = {k: os.environ[k] for k in LOCAL_ENVIRONMENT if k in os.environ}
+    os.environ.update({**local_environment(template), **keep})
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    if bus is not None:
+        os.environ["AWS_ENDPOINT_URL_EVENTS"] = bus.endpoint
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -42,6 +59,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from tally_local import gateway_log
     from tally_local.gateway import Gateway
+    from tally_local.gateway import invoke as call
 
     started = time.perf_counter()
     # tally serve writes one bounded line per request itself: werkzeug's own request lines off
@@ -65,7 +83,8 @@ def serve(args: argparse.Namespace) -> int:
     elif not endpoint:
         embedded = dynamodb.EmbeddedDynamoDB(args.host, args.dynamodb_port or 8000).start()
         endpoint = embedded.endpoint
-    _environment(template, endpoint)
+    bus = Bus([fn for fn in template.functions.values() if fn.rules], call).start(args.host)
+    _environment(template, endpoint, bus)
     # One line per request: EMF metric lines only when asked (POWERTOOLS_METRICS_DISABLED=false).
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     created = dynamodb.ensure_tables(dynamodb.client(endpoint), template)
@@ -104,6 +123,7 @@ def serve(args: argparse.Namespace) -> int:
         + (f"  demo workspace key: {DEMO_KEY}\n" if demo else "")
         + (f"  schedules: {scheduler.describe()}\n" if scheduler.plan else "")
         + (f"  streams: {streams.describe()}\n" if streams.pollers else "")
+        + (f"  event bus: {bus.endpoint} (one 'event' line per event)\n" if bus.rules else "")
         + f"  ready in {time.perf_counter() - started:.2f}s",
         file=sys.stderr,
         flush=True,
@@ -115,6 +135,7 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         scheduler.stop()
         streams.stop()  # before the endpoint it reads
+        bus.stop()
         server.server_close()
         if embedded:
             embedded.stop()
@@ -163,10 +184,15 @@ def invoke(args: argparse.Namespace) -> int:
         )
         return 1
     event = _read_event(args.event)
-    _environment(template, endpoint)
+    # Events the function publishes go to the template's rules, as under tally serve.
+    bus = Bus([f for f in template.functions.values() if f.rules], call, log=sys.stderr).start()
+    _environment(template, endpoint, bus)
     # As sam local invoke does: the function's logs and metrics to stderr, its result to stdout.
     with contextlib.redirect_stdout(sys.stderr):
-        result = call(fn, event)
+        try:
+            result = call(fn, event)
+        finally:
+            bus.stop()  # after what the function published was delivered
     print(json.dumps(result, indent=2))
     return 0
 

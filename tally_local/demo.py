@@ -8,12 +8,15 @@ from typing import Any
 DEMO_WORKSPACE = "demo"
 DEMO_KEY = "tly_demo_local-development-key-not-a-secret"  # admin scope
 DEMO_READ_KEY = "tly_demoread_local-read-key-not-a-secret"  # events/revoke_api_key.json revokes it
+# Two webhooks to a port nothing listens on (the discard port), for events/ to name: the first
+# for list_webhook_deliveries.json, the second for delete_webhook.json to delete.
+DEMO_WEBHOOKS = ("wh_00000000000000000001", "wh_00000000000000000002")
 
 
 def seed_demo(client: Any) -> bool:
     """Create the demo workspace, its keys and a public `visits` counter (a web page can count
     on it with no key) unless they exist. True if they were created now."""
-    from tally import counter_settings, counters, keys, workspaces
+    from tally import counter_settings, counters, keys, webhooks, workspaces
     from tally.errors import Conflict
 
     try:
@@ -25,4 +28,13 @@ def seed_demo(client: Any) -> bool:
     )
     counters.change(DEMO_WORKSPACE, "visits", +1, client=client)  # what the sample events read
     counter_settings.put(DEMO_WORKSPACE, "visits", {"visibility": "public"}, client=client)
+    for webhook_id in DEMO_WEBHOOKS:
+        webhooks.create(
+            DEMO_WORKSPACE,
+            "http://127.0.0.1:9/demo",
+            ["tally.counter.bound_reached"],
+            "demo: a receiver that is not there",
+            client=client,
+            webhook_id=webhook_id,
+        )
     return True

@@ -108,6 +108,7 @@ class Function:
     routes: list[Route] = field(default_factory=list)
     schedules: list[str] = field(default_factory=list)
     streams: list[StreamSource] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)  # EventBridgeRule patterns
     _module: ModuleType | None = None
 
     def load(self) -> Any:
@@ -208,6 +209,8 @@ class Template:
                     fn.schedules.append(
                         self.resolve(ep["Schedule" if "Schedule" in ep else "ScheduleExpression"])
                     )
+                elif event["Type"] == "EventBridgeRule":
+                    fn.rules.append(ep["Pattern"])
                 elif event["Type"] == "DynamoDB":
                     fn.streams.append(
                         StreamSource(

@@ -17,7 +17,7 @@ from werkzeug.test import Client
 
 from tally import aws, warm_cache
 from tally_local import dynamodb, dynamodb_local
-from tally_local.cli import DEFAULT_ADMIN_TOKEN
+from tally_local.cli import DEFAULT_ADMIN_TOKEN, local_environment
 from tally_local.demo import DEMO_KEY, seed_demo
 from tally_local.gateway import Gateway
 from tally_local.template import Template
@@ -116,7 +116,7 @@ def dynamodb_backend(pytestconfig: pytest.Config):
 @pytest.fixture(autouse=True)
 def lambda_env(monkeypatch: pytest.MonkeyPatch):
     """What Lambda gives every function (from template.yaml), with no real AWS in reach."""
-    for name, value in TEMPLATE.environment().items():
+    for name, value in local_environment(TEMPLATE).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

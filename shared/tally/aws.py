@@ -74,6 +74,18 @@ def dynamodb() -> Any:
     return client
 
 
+@once
+def events() -> Any:
+    """EventBridge, for PublishEventsFunction only (its own client: only it pays for it)."""
+    return boto3.client("events", config=Config(connect_timeout=1, read_timeout=5))
+
+
+@once
+def sqs() -> Any:
+    """SQS, for the webhook deliveries that failed for a day (their dead-letter queue)."""
+    return boto3.client("sqs", config=Config(connect_timeout=1, read_timeout=5))
+
+
 _ADDITIVE = re.compile(r"\bADD\b|[+-]", re.IGNORECASE)  # ADD, or arithmetic in a SET
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic_core import PydanticCustomError, SchemaValidator
 from pydantic_core import core_schema as cs
 
+from tally.events import TYPES as EVENT_TYPES
 from tally.invoices import MAX_AMOUNT
 from tally.names import INT64_MAX, INT64_MIN
 
@@ -73,8 +74,32 @@ BILLING = _body(
     }
 )
 
-# PUT /account/counters/{name}/settings: fields present are set, `null` clears a bound or
-# billing, absent ones stay.
+MAX_ALERTS = 10
+
+
+def _one_level(alert: dict[str, Any]) -> dict[str, Any]:
+    alert = {name: level for name, level in alert.items() if level is not None}
+    if len(alert) != 1:
+        raise PydanticCustomError(
+            "alert", 'an alert is {"at": N} or {"at_percent_of_upper_bound": 1-100}'
+        )
+    return alert
+
+
+# An alert fires tally.counter.alert each time the value crosses its level upward.
+ALERT = cs.no_info_after_validator_function(
+    _one_level,
+    _body(
+        {
+            "at": _integer(ge=INT64_MIN, le=INT64_MAX),
+            "at_percent_of_upper_bound": _integer(ge=1, le=100),
+        },
+        optional=("at", "at_percent_of_upper_bound"),
+    ),
+)
+
+# PUT /account/counters/{name}/settings: fields present are set, `null` clears a bound,
+# billing or the alerts, absent ones stay.
 SETTINGS_CHANGE = SchemaValidator(
     cs.no_info_after_validator_function(
         _ordered_bounds,
@@ -85,8 +110,16 @@ SETTINGS_CHANGE = SchemaValidator(
                 "lower_bound": _integer(ge=INT64_MIN, le=INT64_MAX),
                 "upper_bound": _integer(ge=INT64_MIN, le=INT64_MAX),
                 "billing": BILLING,
+                "alerts": cs.list_schema(ALERT, max_length=MAX_ALERTS, strict=True),
             },
-            optional=("visibility", "description", "lower_bound", "upper_bound", "billing"),
+            optional=(
+                "visibility",
+                "description",
+                "lower_bound",
+                "upper_bound",
+                "billing",
+                "alerts",
+            ),
         ),
     )
 )
@@ -109,4 +142,18 @@ RATE_LIMIT_CHANGE = SchemaValidator(
 # PUT /account/settings
 WORKSPACE_SETTINGS = SchemaValidator(
     _body({"default_visibility": cs.literal_schema(["private", "public"])})
+)
+
+# POST /account/webhooks
+NEW_WEBHOOK = SchemaValidator(
+    _body(
+        {
+            "url": _text(min_length=1, max_length=2048),
+            "events": cs.list_schema(
+                cs.literal_schema(list(EVENT_TYPES)), min_length=1, max_length=10, strict=True
+            ),
+            "description": _text(max_length=MAX_DESCRIPTION),
+        },
+        optional=("description",),
+    )
 )

@@ -23,6 +23,10 @@ def iso(moment: datetime | None = None) -> str:
     return (moment or now()).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_of_ms(epoch_ms: float) -> str:
+    return iso(datetime.fromtimestamp(epoch_ms / 1000, UTC))
+
+
 @dataclass(frozen=True)
 class Moment:
     """The stats buckets one instant falls into (UTC): day yyyymmdd, ISO week yyyyww, hour of

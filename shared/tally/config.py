@@ -22,6 +22,7 @@ TABLES = {
     "rate_limits_table": "RATE_LIMITS_TABLE",
     "idempotency_table": "IDEMPOTENCY_TABLE",
     "history_table": "HISTORY_TABLE",
+    "webhooks_table": "WEBHOOKS_TABLE",
 }
 
 
@@ -34,6 +35,18 @@ class Settings:
     rate_limits_table: str
     idempotency_table: str
     history_table: str
+    webhooks_table: str
+    event_bus: str = "default"
+    webhook_dead_letter_queue: str | None = None
+    # Webhook URLs: "public-https" deployed; "loopback-http" also takes http://127.0.0.1 (local).
+    webhook_urls: str = "public-https"
+    # The key each webhook's signing secret is derived from: locally from the environment,
+    # deployed from a Secrets Manager secret the stack generates.
+    webhook_signing_key: str | None = field(default=None, repr=False)
+    webhook_signing_key_secret: str | None = None
+    # Seconds after a delivery's first attempt at which each retry is made (24 h in all);
+    # shorter only for local work and tests (TALLY_WEBHOOK_RETRY_SCHEDULE=1,2,3).
+    webhook_retry_schedule: tuple[int, ...] = (60, 300, 1800, 7200, 18000, 36000, 86400)
     # Locally the admin token comes from the environment; deployed, from SSM Parameter Store.
     admin_token: str | None = field(default=None, repr=False)
     admin_token_parameter: str | None = None
@@ -43,6 +56,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not 0 <= self.key_cache_seconds <= 60:
             raise ValueError("TALLY_KEY_CACHE_SECONDS must be between 0 and 60")
+        if self.webhook_urls not in ("public-https", "loopback-http"):
+            raise ValueError("TALLY_WEBHOOK_URLS must be public-https or loopback-http")
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
@@ -56,8 +71,16 @@ class Settings:
             **TABLES,
             "admin_token": "TALLY_ADMIN_TOKEN",
             "admin_token_parameter": "TALLY_ADMIN_TOKEN_PARAMETER",
+            "event_bus": "TALLY_EVENT_BUS",
+            "webhook_dead_letter_queue": "TALLY_WEBHOOK_DEAD_LETTER_QUEUE",
+            "webhook_urls": "TALLY_WEBHOOK_URLS",
+            "webhook_signing_key": "TALLY_WEBHOOK_SIGNING_KEY",
+            "webhook_signing_key_secret": "TALLY_WEBHOOK_SIGNING_KEY_SECRET",
         }
         values: dict = {attr: env[var] for attr, var in names.items() if env.get(var)}
+        if env.get("TALLY_WEBHOOK_RETRY_SCHEDULE"):
+            schedule = env["TALLY_WEBHOOK_RETRY_SCHEDULE"].split(",")
+            values["webhook_retry_schedule"] = tuple(int(s) for s in schedule)
         if env.get("TALLY_KEY_CACHE_SECONDS"):
             values["key_cache_seconds"] = float(env["TALLY_KEY_CACHE_SECONDS"])
         return cls(**values)

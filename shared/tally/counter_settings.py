@@ -1,4 +1,5 @@
-"""Counter settings ("set up in the dashboard"): visibility, description, bounds, billing.
+"""Counter settings ("set up in the dashboard"): visibility, description, bounds, billing,
+alerts.
 
 They live on the counter's own item, so a change checks its bounds in the same atomic write.
 """
@@ -30,6 +31,7 @@ def read(counter: counters.Counter | None, default_visibility: str = "private") 
             if billing
             else None
         ),
+        "alerts": item.alerts,
     }
 
 

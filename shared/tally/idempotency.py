@@ -103,13 +103,14 @@ def _machinery() -> tuple[Any, Any]:
     )
 
     class WithoutSecrets(BaseIdempotencySerializer):
-        """The stored answer never holds an API key's secret (secrets are only kept hashed):
-        a replay of a key-creating call answers the same key_id with "api_key": null."""
+        """The stored answer never holds a secret (an API key's, a webhook's): a replay of a
+        creating call answers the same id with "api_key" (or "secret") null."""
 
         def to_dict(self, data: Any) -> dict:
             body = data.get("body")
-            if isinstance(body, dict) and "api_key" in body:
-                data = {**data, "body": {**body, "api_key": None}}
+            if isinstance(body, dict):
+                hidden = {name: None for name in ("api_key", "secret") if name in body}
+                data = {**data, "body": {**body, **hidden}} if hidden else data
             return data
 
         def from_dict(self, data: dict) -> Any:

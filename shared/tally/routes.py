@@ -33,6 +33,10 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/account/counters/{name}/history"),
     ("POST", "/account/invoice-items"),
     ("GET", "/account/invoice-items"),
+    ("POST", "/account/webhooks"),
+    ("GET", "/account/webhooks"),
+    ("DELETE", "/account/webhooks/{webhook_id}"),
+    ("GET", "/account/webhooks/{webhook_id}/deliveries"),
 )
 
 

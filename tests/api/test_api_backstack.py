@@ -127,6 +127,7 @@ def test_settings_of_a_counter_never_set_up_are_the_defaults(api, workspace):
         "lower_bound": None,
         "upper_bound": None,
         "billing": None,
+        "alerts": [],
     }
 
 
@@ -138,6 +139,7 @@ def test_settings_are_stored_and_read_back(api, workspace):
         "lower_bound": -5,
         "upper_bound": 100,
         "billing": {"threshold": 1000, "amount": 500, "description": "API calls over 1000"},
+        "alerts": [{"at": 50}, {"at_percent_of_upper_bound": 90}],
     }
     put = _settings(api, key, "api_calls", body)
     got = api("GET", "/account/counters/api_calls/settings", key=key)

@@ -882,7 +882,8 @@ def test_when_the_rate_limit_table_is_down_the_request_is_served_and_counted_fai
 
 WORKSPACE_KEY, OPERATOR = "workspace key", "operator"
 
-# route -> a valid request on it: (method, path, body, who sends it). "{new_key_id}" is the id of
+# route -> a valid request on it: (method, path, body, who sends it). "{new_webhook_id}" is a
+# webhook made first, as "{new_key_id}" is the id of
 # a read key made for the request (a key to revoke).
 CHANGING_REQUESTS: dict[tuple[str, str], tuple[str, str, Any, str]] = {
     ("POST", "/admin/workspaces"): ("POST", "/admin/workspaces", {"workspace": "beta"}, OPERATOR),
@@ -939,6 +940,18 @@ CHANGING_REQUESTS: dict[tuple[str, str], tuple[str, str, Any, str]] = {
         {"default_visibility": "public"},
         WORKSPACE_KEY,
     ),
+    ("POST", "/account/webhooks"): (
+        "POST",
+        "/account/webhooks",
+        {"url": "http://127.0.0.1:9/", "events": ["tally.counter.alert"]},
+        WORKSPACE_KEY,
+    ),
+    ("DELETE", "/account/webhooks/{webhook_id}"): (
+        "DELETE",
+        "/account/webhooks/{new_webhook_id}",
+        None,
+        WORKSPACE_KEY,
+    ),
 }
 
 READING_REQUESTS: dict[tuple[str, str], tuple[str, str]] = {
@@ -954,6 +967,11 @@ READING_REQUESTS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/v2/{workspace}/{name}/history"): ("GET", "/v2/acme/c/history"),
     ("GET", "/account/counters/{name}/history"): ("GET", "/account/counters/c/history"),
     ("ANY", "$default"): ("GET", "/nowhere"),
+    ("GET", "/account/webhooks"): ("GET", "/account/webhooks"),
+    ("GET", "/account/webhooks/{webhook_id}/deliveries"): (
+        "GET",
+        "/account/webhooks/wh_00000000000000000000/deliveries",
+    ),
 }
 
 # What each changing route must stamp with its operation id.
@@ -1071,6 +1089,10 @@ def _probe(api, key: str, name: str) -> tuple[str, str, Any, str, str]:
     if "{new_key_id}" in path:
         made = api("POST", "/account/api-keys", key=key, body={"scopes": ["read"]}).body
         path = path.format(new_key_id=made["key_id"])
+    if "{new_webhook_id}" in path:
+        hook = {"url": "http://127.0.0.1:9/", "events": ["tally.counter.alert"]}
+        made = api("POST", "/account/webhooks", key=key, body=hook).body
+        path = path.format(new_webhook_id=made["id"])
     return method, path, body, who, ADMIN_TOKEN if who == OPERATOR else key
 
 

@@ -7,6 +7,7 @@ Attributes (short names keep a busy counter under 1 KB, i.e. one write unit a ch
   ca / ua      created / updated, epoch ms   lop  the last change's operation id (see `stamp`)
   dy, dyu, dyd  UTC day (yyyymmdd) and its up/down; wk, wku, wkd  ISO week (yyyyww) and its up/down
   bt, ba, bd   billing threshold, amount, description   bu  units billed over its life
+  al           alerts, compact JSON: [{"at": N} | {"at_percent_of_upper_bound": P}, ...]
   due          present while the counter is at or above its billing threshold (a sparse index)
   all-time buckets (UTC), two-byte names (`bucket`): hour of day x<h>/y<h> (h in 0-9a-n),
                weekday p<d>/q<d> (0=Monday), quarter r<n>/s<n> (1-4); first letter up, second down
@@ -16,6 +17,7 @@ Every write here is an `Update` whose conditions carry the `Refusal` their failu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -32,6 +34,7 @@ CREATED, UPDATED, LAST_OP = Attr("ca"), Attr("ua"), Attr("lop")
 DAY, WEEK = Attr("dy"), Attr("wk")
 THRESHOLD, AMOUNT, BILLING_TEXT, BILLED = Attr("bt"), Attr("ba"), Attr("bd"), Attr("bu")
 DUE = Attr("due")
+ALERTS = Attr("al")
 DUE_INDEX = "due"  # the sparse index over DUE: exactly the counters marked due
 _MARK = "due"  # the mark's one value (the index's hash key)
 
@@ -124,6 +127,21 @@ class CounterItem:
         if THRESHOLD.name not in self.raw:
             return None
         return self._n(THRESHOLD), self._n(AMOUNT), self._maybe(BILLING_TEXT) or ""
+
+    @property
+    def alerts(self) -> list[dict[str, int]]:
+        return json.loads(self._maybe(ALERTS) or "[]")
+
+    def alert_levels(self) -> list[tuple[dict[str, int], int]]:
+        """Each alert with the value it fires at; a percentage of an upper bound the counter does
+        not have (or one at or below 0) fires at no value."""
+        out = []
+        for alert in self.alerts:
+            if "at" in alert:
+                out.append((alert, alert["at"]))
+            elif (hi := self.upper_bound) is not None and hi > 0:
+                out.append((alert, -(-hi * alert["at_percent_of_upper_bound"] // 100)))  # ceil
+        return out
 
     @property
     def billed_units(self) -> int:
@@ -301,6 +319,11 @@ def settings(change: dict[str, Any], now_ms: int) -> Update:
                 ba=billing["amount"],
                 bd=billing["description"],
             )
+    if "alerts" in given:
+        if change["alerts"]:
+            update.set("#al = :al", al=json.dumps(change["alerts"], separators=(",", ":")))
+        else:
+            update.remove(ALERTS)
     hi, lo = change.get("upper_bound"), change.get("lower_bound")
     _room_after_bounds(update, given, hi, lo)
     # A counter never changed has the value 0: it holds a bound that admits 0.
