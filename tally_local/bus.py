@@ -1,5 +1,5 @@
 """The template's event bus, locally: an endpoint that takes `PutEvents` (what
-AWS_ENDPOINT_URL_EVENTS points the functions at) and hands each event to the functions whose
+AWS_ENDPOINT_URL_EVENTBRIDGE points the functions at) and hands each event to the functions whose
 EventBridgeRule pattern matches it, in-process, as EventBridge would invoke them (asynchronously,
 one invocation per event and rule). Each event is one line of tally serve's log.
 
@@ -86,9 +86,13 @@ class Bus:
             }
             targets = [fn for fn, pattern in self.rules if pattern.matches_event(event)]
             detail = event["detail"]
+            about = "/".join(
+                str(part)
+                for part in (detail.get("workspace"), (detail.get("data") or {}).get("counter"))
+                if part
+            )
             print(
-                f"event {event['detail-type']} {detail.get('id', event['id'])} "
-                f"{detail.get('workspace', '')}/{detail.get('data', {}).get('counter', '')} "
+                f"event {event['detail-type']} {detail.get('id', event['id'])} {about} "
                 f"-> {', '.join(fn.logical_id for fn in targets) or 'no rule'}",
                 file=self.log,
                 flush=True,

@@ -46,7 +46,7 @@ def _environment(template: Template, endpoint: str, bus: Any = None) -> None:
     os.environ.update({**local_environment(template), **keep})
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     if bus is not None:
-        os.environ["AWS_ENDPOINT_URL_EVENTS"] = bus.endpoint
+        os.environ["AWS_ENDPOINT_URL_EVENTBRIDGE"] = bus.endpoint
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")

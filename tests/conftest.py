@@ -367,3 +367,34 @@ def served(tmp_path_factory, dynamodb_backend):
     )
     yield running
     running.stop()
+
+
+def resolve_publicly(monkeypatch: pytest.MonkeyPatch, *hosts: str) -> None:
+    """These host names resolve to a public address (this machine has no DNS); every other
+    name resolves as before (the DynamoDB endpoint among them)."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in hosts:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port or 443))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def receiver():
+    """Receivers made by `receiver(statuses)`, shut down after the test."""
+    from tests.webhook_receiver import Receiver
+
+    made: list[Receiver] = []
+
+    def make(statuses: list[int] | None = None) -> Receiver:
+        made.append(Receiver(statuses))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.server.shutdown()

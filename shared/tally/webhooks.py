@@ -203,7 +203,7 @@ def target(url: str) -> tuple[str, str, int, str]:
     except (OSError, UnicodeError) as err:
         raise refuse(f"has a host that does not resolve ({host})") from err
     addresses = [ipaddress.ip_address(a.split("%")[0]) for a in sorted(found)]
-    for address in addresses:
+    for address in addresses + [a for a in map(_embedded_ipv4, addresses) if a]:
         local = address.is_loopback and loopback_ok
         if not (address.is_global or local) or (parts.scheme == "http" and not local):
             raise refuse(
@@ -213,6 +213,19 @@ def target(url: str) -> tuple[str, str, int, str]:
                 else "must be https"
             )
     return parts.scheme, host, port, str(addresses[0])
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Any:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64), checked as well: a NAT64
+    gateway would take 64:ff9b::a00:1 to 10.0.0.1."""
+    if address.version == 4:
+        return None
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.ipv4_mapped or address.sixtofour
 
 
 # ------------------------------------------------------------------ signing

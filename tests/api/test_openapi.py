@@ -4,7 +4,6 @@ says."""
 
 from __future__ import annotations
 
-import socket
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Any
@@ -18,7 +17,7 @@ from referencing.jsonschema import DRAFT202012
 
 from tally import counters
 from tally_local.docs import document
-from tests.conftest import ADMIN_TOKEN, TEMPLATE, Answer
+from tests.conftest import ADMIN_TOKEN, TEMPLATE, Answer, resolve_publicly
 
 DOC = document()
 BASE = "urn:tally:openapi"  # the document as one schema resource, so "#/components/..." resolve
@@ -474,8 +473,7 @@ def test_each_documented_request_example_is_accepted_and_an_unknown_field_is_400
     path = template_path.format(**{**params, "workspace": "examples"})
 
     # The examples name public hosts (a webhook's URL): resolved here as DNS would, offline.
-    public = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: public)
+    resolve_publicly(monkeypatch, "example.com")
     refused = api(method, path, key=key_, body={**example, "surprise": 1})
     accepted = api(method, path, key=key_, body=example)
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 
 import pytest
@@ -16,51 +14,10 @@ from standardwebhooks.webhooks import Webhook as Verifier
 
 from tally import clock, warm_cache
 from tally_local.gateway import LambdaContext
-from tests.conftest import ADMIN_TOKEN, TEMPLATE, load_event
+from tests.conftest import ADMIN_TOKEN, TEMPLATE, load_event, resolve_publicly
 
 DELIVER = TEMPLATE.functions["DeliverWebhooksFunction"]
 EVENTS = ["tally.counter.alert", "tally.invoice_item.created"]
-
-
-class Receiver:
-    """An HTTP endpoint on a free loopback port that answers `statuses` in turn (then 200) and
-    keeps every request it got."""
-
-    def __init__(self, statuses: list[int] | None = None) -> None:
-        self.statuses = list(statuses or [])
-        self.got: list[tuple[dict, str]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/tally"
-
-    def ids(self) -> list[str]:
-        return [headers["webhook-id"] for headers, _ in self.got]
-
-
-@pytest.fixture
-def receiver():
-    made: list[Receiver] = []
-
-    def make(statuses: list[int] | None = None) -> Receiver:
-        made.append(Receiver(statuses))
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.server.shutdown()
 
 
 def bus_event(workspace: str, *, kind: str = "tally.counter.alert", n: int = 1) -> dict:
@@ -189,6 +146,8 @@ def test_a_workspace_has_at_most_ten_webhooks(api, workspace):
         "https://[::1]/",
         "https://[fd00::1]/",
         "https://[::ffff:127.0.0.1]/",
+        "https://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+        "https://[2002:a00:1::]/",  # 6to4 of 10.0.0.1
         "https://0x7f000001/",  # 127.0.0.1 spelt in hex
         "https://2130706433/",  # and as one number
         "https://0.0.0.0/",
@@ -216,8 +175,7 @@ def test_deployed_a_public_https_url_is_taken(api, workspace, monkeypatch):
     _, key = workspace
     monkeypatch.setenv("TALLY_WEBHOOK_URLS", "public-https")
     warm_cache.reset_all()
-    public = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: public)
+    resolve_publicly(monkeypatch, "hooks.example.com")
 
     answer = api(
         "POST",

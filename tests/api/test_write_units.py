@@ -88,3 +88,19 @@ def test_cost_an_invoice_item_post_writes_2_units(api, workspace):
 
     assert api("POST", "/account/invoice-items", key=key, body=body).status == 201
     assert units.pop() == [BUCKET, ("PutItem", "InvoiceItemsTable", 2.0)]
+
+
+def test_cost_a_webhook_delivery_writes_4_units_and_a_published_event_none(
+    api, workspace, receiver
+):
+    from tests.api.test_webhooks import bus_event, deliver, make_hook
+
+    ws, key = workspace
+    make_hook(api, key, receiver().url)
+    units = record_write_units()
+
+    deliver(bus_event(ws))
+
+    # The delivery recorded (with its entry in the `retry` index, so that a crash before the
+    # attempt is retried), then the attempt recorded (the entry dropped): 2 + 2.
+    assert units.pop() == [("PutItem", "WebhooksTable", 2.0), ("UpdateItem", "WebhooksTable", 2.0)]
