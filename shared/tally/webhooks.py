@@ -174,6 +174,9 @@ def check_url(url: str) -> None:
     """A webhook URL tally may call, or a 400 naming `url` and why."""
     if len(url) > MAX_URL:
         raise BadRequest(f"url is longer than {MAX_URL} characters", fields={"url": "too long"})
+    if any(c.isspace() or not c.isprintable() for c in url):
+        why = "must not hold spaces or control characters (percent-encode them)"
+        raise BadRequest(f"url {why}", fields={"url": why})
     target(url)
 
 

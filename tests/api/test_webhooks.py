@@ -122,6 +122,20 @@ def test_a_bad_webhook_body_is_400_naming_its_field_and_makes_nothing(api, works
     assert api("GET", "/account/webhooks", key=key).body["list"] == []
 
 
+@pytest.mark.parametrize(
+    "alerts", [[{"at": None}], [{}], [{"at": 1, "at_percent_of_upper_bound": 5}], [{"at": 1.5}]]
+)
+def test_a_bad_alert_is_400_naming_it_and_changes_nothing(api, workspace, alerts):
+    _, key = workspace
+    path = "/account/counters/c/settings"
+    api("PUT", path, key=key, body={"alerts": [{"at": 5}]})
+
+    answer = api("PUT", path, key=key, body={"alerts": alerts})
+
+    assert answer.status == 400 and "alerts.0" in json.dumps(answer.body), answer.body
+    assert api("GET", path, key=key).body["alerts"] == [{"at": 5}]
+
+
 def test_a_workspace_has_at_most_ten_webhooks(api, workspace):
     _, key = workspace
     body = {"url": "http://127.0.0.1:9/", "events": EVENTS}
@@ -158,6 +172,8 @@ def test_a_workspace_has_at_most_ten_webhooks(api, workspace):
         "https://93.184.216.34:99999/",
         "not a url",
         "https://93.184.216.34/#fragment",
+        "https://93.184.216.34/a\r\nHost: evil",  # a header smuggled into the request line
+        "https://93.184.216.34/a b",
     ],
 )
 def test_deployed_a_webhook_url_must_be_https_to_a_public_address(api, workspace, monkeypatch, url):
