@@ -260,9 +260,22 @@ def test_several_containers_never_admit_more_than_capacity_plus_refill(
     assert _over_admitted(admitted, policy, spread) == []
 
 
-def test_threads_in_four_containers_hammering_one_bucket_get_no_more_than_it_holds(ddb, time_):
+def test_threads_in_four_containers_hammering_one_bucket_get_no_more_than_it_holds(
+    ddb, time_, monkeypatch
+):
     """Concurrent writes (conditional, atomic) and a container's lock shared by its threads:
     at one instant, no refill, nothing more than the capacity is ever given."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    # moto in-process applies concurrent calls without a lock, so two racing ADDs can lose one
+    # (tally_local.dynamodb); DynamoDB applies each call atomically: so does moto here.
+    one_at_a_time, send = threading.Lock(), BotocoreStubber.__call__
+
+    def atomic(stubber, *args, **kwargs):
+        with one_at_a_time:
+            return send(stubber, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", atomic)
     policy = Policy(100, 60)  # a lease: 3 tokens (2 s of 1.67/s)
     containers = [Container() for _ in range(4)]
     lock = threading.Lock()
