@@ -205,7 +205,11 @@ class Container:
             seen.count(now)
             if seen.spend(now):
                 return seen.decision(policy, now)
-            tokens, full = seen.lease_size(now), seen.tat < now
+            # No more than were left when it last saw the bucket (tat only grows): a lease into a
+            # nearly empty bucket would otherwise be refused once before the take that fits.
+            seen_left = (now + policy.quota * policy.interval_us - seen.tat) // policy.interval_us
+            tokens = max(1, min(seen.lease_size(now), seen_left))
+            full = seen.tat < now
         return self._write(bucket, policy, seen, now, tokens, full, client or aws.dynamodb())
 
     def _write(

@@ -112,6 +112,18 @@ def test_one_container_draining_through_leases_gives_exactly_the_capacity_and_ex
     assert (decision.remaining, decision.retry_after_s, decision.full_in_s) == (0, 1, 60)
 
 
+def test_a_busy_container_on_a_drained_bucket_takes_each_refilled_token_in_one_call(ddb, time_):
+    one = Container()
+    while one.take("b").allowed:  # busy: it leases while there is anything to lease
+        pass
+    calls = record_calls()
+    for _ in range(5):
+        time_.move(Policy().interval_us)  # one token of refill
+        assert one.take("b").allowed  # asks for what it saw was left: one, in one call
+        assert not one.take("b").allowed
+    assert calls == ["UpdateItem"] * 10
+
+
 def test_a_sparse_caller_never_leases_each_request_takes_one_token_in_one_write(ddb, time_):
     one = Container()
     calls = record_calls()
