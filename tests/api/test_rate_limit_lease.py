@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,56 +15,35 @@ from hypothesis import strategies as st
 
 from tally import clock, rate_limit
 from tally.rate_limit import LEASE_AFTER, LEASE_SECONDS, Container, Policy
-from tests.conftest import record_calls
+from tests.conftest import MovableClock, record_calls
 
 SECOND = 1_000_000
-BASE = datetime(2026, 11, 23, 12, tzinfo=UTC).replace(year=datetime.now(UTC).year + 1)
 
 
-class Clock:
-    """Time in whole microseconds from BASE (a year ahead: no bucket written by another test is
-    in its window, and a real DynamoDB's TTL keeps what it writes)."""
-
-    def __init__(self) -> None:
-        self.us = 0
-
-    def __call__(self) -> datetime:
-        return BASE + timedelta(microseconds=self.us)
-
-    def move(self, us: int) -> None:
-        self.us += us
-
-
-@pytest.fixture
-def time_(monkeypatch) -> Clock:
-    moved = Clock()
-    monkeypatch.setattr(clock, "now", moved)
-    return moved
-
-
-def _tat_ahead(ddb, bucket: str, now_us: int) -> int:
-    """How far the table's tat is ahead of `now` (µs of refill taken or held)."""
+def _tat_ahead(ddb, bucket: str) -> int:
+    """How far the table's tat is ahead of now (µs of refill taken or held)."""
     item = ddb.get_item(TableName="RateLimitsTable", Key={"bucket": {"S": bucket}}).get("Item")
-    base_us = int(BASE.timestamp()) * SECOND
-    return int(item["tat"]["N"]) - base_us - now_us
+    return int(item["tat"]["N"]) - clock.now_us()
 
 
-def _warm(container: Container, bucket: str, policy: Policy, time_: Clock, gap_us: int) -> None:
+def _warm(
+    container: Container, bucket: str, policy: Policy, time_: MovableClock, gap_us: int
+) -> None:
     """Takes `gap_us` apart, twice LEASE_AFTER of them."""
     for _ in range(2 * LEASE_AFTER):
         assert container.take(bucket, policy).allowed
-        time_.move(gap_us)
+        time_.move(microseconds=gap_us)
 
 
-def _until_leased(ddb, container: Container, bucket: str, time_: Clock, gap_us: int) -> int:
+def _until_leased(ddb, container: Container, bucket: str, time_: MovableClock, gap_us: int) -> int:
     """Takes `gap_us` apart until one leases (the table's tat jumps past one interval): the
     microseconds of the bucket that lease covers ahead of now. It spent the lease's first token."""
     for _ in range(100):
         assert container.take(bucket).allowed
-        ahead = _tat_ahead(ddb, bucket, time_.us)
+        ahead = _tat_ahead(ddb, bucket)
         if ahead > Policy().interval_us:
             return ahead
-        time_.move(gap_us)
+        time_.move(microseconds=gap_us)
     raise AssertionError("never leased")
 
 
@@ -118,7 +97,7 @@ def test_a_busy_container_on_a_drained_bucket_takes_each_refilled_token_in_one_c
         pass
     calls = record_calls()
     for _ in range(5):
-        time_.move(Policy().interval_us)  # one token of refill
+        time_.move(microseconds=Policy().interval_us)  # one token of refill
         assert one.take("b").allowed  # asks for what it saw was left: one, in one call
         assert not one.take("b").allowed
     assert calls == ["UpdateItem"] * 10
@@ -129,8 +108,8 @@ def test_a_sparse_caller_never_leases_each_request_takes_one_token_in_one_write(
     calls = record_calls()
     for _ in range(30):  # one a second on one path: under LEASE_AFTER in any LEASE_SECONDS
         assert one.take("b").remaining == 599
-        assert _tat_ahead(ddb, "b", time_.us) == Policy().interval_us  # nothing held
-        time_.move(SECOND)
+        assert _tat_ahead(ddb, "b") == Policy().interval_us  # nothing held
+        time_.move(microseconds=SECOND)
     assert calls == ["UpdateItem"] * 30
 
 
@@ -152,8 +131,8 @@ def test_a_lease_adapts_to_the_rate_and_never_holds_more_than_lease_seconds_of_r
     ahead = []
     for _ in range(1000):
         assert one.take("b", policy).allowed
-        ahead.append(_tat_ahead(ddb, "b", time_.us))
-        time_.move(gap_us)
+        ahead.append(_tat_ahead(ddb, "b"))
+        time_.move(microseconds=gap_us)
 
     writes = len(calls)
     refill = LEASE_SECONDS * SECOND
@@ -172,7 +151,7 @@ def test_a_lease_is_spent_as_the_bucket_would_so_an_idle_containers_tokens_expir
     # under 10/s (the bucket stays full) until it leases 20: the stretch (now, now + 2 s]
     assert _until_leased(ddb, one, "b", time_, 105_000) == LEASE_SECONDS * SECOND
     calls = record_calls()
-    time_.move(1_500_000)  # idle 1.5 s: only (now, end], 0.5 s, is left of it
+    time_.move(microseconds=1_500_000)  # idle 1.5 s: only (now, end], 0.5 s, is left of it
 
     spent = [one.take("b") for _ in range(5)]
 
@@ -186,7 +165,7 @@ def test_a_stale_lease_gives_nothing_after_others_drained_the_refill_it_would_ov
     drains it whole; A's lease, from a window ago, must not add its tokens to B's."""
     a, b = Container(), Container()
     _until_leased(ddb, a, "b", time_, 105_000)  # A holds 19
-    time_.move(60 * SECOND)  # a window: the bucket is full again
+    time_.move(microseconds=60 * SECOND)  # a window: the bucket is full again
     drained = 0
     while b.take("b").allowed:
         drained += 1
@@ -205,7 +184,7 @@ def test_a_container_that_dies_with_a_lease_withholds_only_it_and_only_until_its
 
     withheld = 600 - 1 - 1 - b.take("b").remaining  # but A's spent token and B's own
     assert withheld == 19 <= LEASE_SECONDS * Policy().quota // Policy().window  # 2 s of refill
-    time_.move(LEASE_SECONDS * SECOND)  # the stretch has passed
+    time_.move(microseconds=LEASE_SECONDS * SECOND)  # the stretch has passed
     assert b.take("b").remaining == 600 - 2  # all back but B's own two
 
 
@@ -261,12 +240,12 @@ def test_several_containers_never_admit_more_than_capacity_plus_refill(
     bucket = f"hyp{next(buckets)}"
     containers = [Container() for _ in range(CONTAINERS)]
     admitted: list[int] = []
-    true_us = 0
+    true_us, start = 0, time_.at
     for which, gap, dies, burst in steps:
         true_us += gap
         if dies == 0:
             containers[which] = Container()
-        time_.us = true_us + skews[which]
+        time_.at = start + timedelta(microseconds=true_us + skews[which])
         for _ in range(burst):
             if containers[which].take(bucket, policy).allowed:
                 admitted.append(true_us)
