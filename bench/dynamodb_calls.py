@@ -1,15 +1,37 @@
 """DynamoDB calls per warm request, for every route, counted at the wire (each HTTP request
-botocore sends, retries included). A benchmark, not a test.
+botocore sends, retries included); then per `up` of the two callers of bench/cost.py, a busy
+one and a sparse one, run on simulated time (bench/common.py). A benchmark, not a test.
 
     .venv/bin/python bench/dynamodb_calls.py
 """
 
 from __future__ import annotations
 
-from common import ADMIN, in_process_api
+import argparse
+
+from common import ADMIN, CALLERS, in_process_api, measure_caller
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    routes()
+    callers()
+
+
+def callers() -> None:
+    print()
+    print("| caller | DynamoDB calls per `up` | what they are (calls per `up`) |")
+    print("| --- | ---: | --- |")
+    for caller in CALLERS:
+        measured = measure_caller(caller)
+        what = ", ".join(
+            f"{operation} {table} {count:.2f}"
+            for (operation, table), count in sorted(measured.calls.items(), key=lambda c: -c[1])
+        )
+        print(f"| {caller.name}: {caller.described} | {measured.dynamodb_calls:.2f} | {what} |")
+
+
+def routes() -> None:
     with in_process_api() as (call, _):
         from tally import aws
 

@@ -85,8 +85,10 @@ def serve(args: argparse.Namespace) -> int:
         endpoint = embedded.endpoint
     bus = Bus([fn for fn in template.functions.values() if fn.rules], call).start(args.host)
     _environment(template, endpoint, bus)
-    # One line per request: EMF metric lines only when asked (POWERTOOLS_METRICS_DISABLED=false).
+    # One line per request: EMF metric lines only when asked (POWERTOOLS_METRICS_DISABLED=false),
+    # and no sampled "invocation" lines (the line tally serve writes says the same).
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.pop("TALLY_LOG_SAMPLE_RATE", None)
     created = dynamodb.ensure_tables(dynamodb.client(endpoint), template)
     # A fresh endpoint (the embedded one, or another whose tables were just made) gets the demo.
     demo = bool(embedded or created) and seed_demo(dynamodb.client(endpoint))

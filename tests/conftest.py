@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from moto import mock_aws
 from werkzeug.test import Client
 
-from tally import aws, warm_cache
+from tally import aws, clock, warm_cache
 from tally_local import dynamodb, dynamodb_local
 from tally_local.cli import DEFAULT_ADMIN_TOKEN, local_environment
 from tally_local.demo import DEMO_KEY, seed_demo
@@ -30,6 +31,28 @@ ADMIN_TOKEN = DEFAULT_ADMIN_TOKEN  # the token the sample events carry
 
 def _clear_caches() -> None:
     warm_cache.reset_all()  # every cache of the layer registers itself there
+
+
+class MovableClock:
+    """Time frozen at the real now (a clock set in the past would find every bucket written
+    before it a window ahead, and a real DynamoDB's TTL would delete its buckets)."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def move(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+@pytest.fixture
+def time_(monkeypatch: pytest.MonkeyPatch) -> MovableClock:
+    """tally.clock.now, frozen at the real now and moved by hand (the rate-limit tests)."""
+    moved = MovableClock()
+    monkeypatch.setattr(clock, "now", moved)
+    return moved
 
 
 # ------------------------------------------------------------------ the DynamoDB backend

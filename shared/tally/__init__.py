@@ -4,8 +4,12 @@ Shipped as the Lambda layer (it lands in /opt/python/tally); handlers in functio
 """
 
 import gc
+import time
 
-import boto3  # noqa: F401  (every handler needs it by its first request: load it first)
+# When the handler's first tally import began: a cold start's init_ms counts from it.
+STARTED = time.perf_counter()
+
+import boto3  # noqa: E402, F401  (every handler needs it by its first request: load it first)
 
 # boto3 leaves a large graph of objects that live as long as the container. Without this, every
 # later import that allocates triggers full collections that rescan all of it: ~100 ms of each

@@ -359,6 +359,11 @@ def api_handler(
     def handler(event: dict[str, Any], context: Any) -> dict:
         request = Request.from_event(event)
         count("Requests")
+        answer = outcome(request, context)
+        add_keys(route=request.route, status=answer["statusCode"])  # for a sampled summary
+        return answer
+
+    def outcome(request: Request, context: Any) -> dict:
         limit_headers: dict[str, str] = {}
         try:
             decision = rate_limit(request)

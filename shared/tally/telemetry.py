@@ -6,6 +6,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
+import resource
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,11 +18,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities import jmespath_utils
 
+import tally
+
 SERVICE = "tally"  # the service name and metrics namespace: constants of the product, not config
 # A request must not be able to write a large log line (a deep body once made a 300 KB
 # traceback): each logged value is cut to these many characters, a traceback keeping its tail.
 MAX_VALUE = 1024
 MAX_EXCEPTION = 2048
+# The share of warm invocations that log their "invocation" line (README: Telemetry).
+SAMPLE_RATE_VARIABLE = "TALLY_LOG_SAMPLE_RATE"
 
 
 def _cut(value: Any, limit: int) -> Any:
@@ -91,7 +98,9 @@ def invocation(
 ) -> Any:
     """What every function's handler runs inside: its log lines carry the invocation's context
     (function, request id, cold start, the correlation id found at `correlation_path` in the
-    event), its metrics are flushed as one EMF line, sampled invocations are traced.
+    event), its metrics are flushed as one EMF line, sampled invocations are traced, and a
+    sample of invocations (every cold start, TALLY_LOG_SAMPLE_RATE of the rest) logs one
+    "invocation" line. Warnings and errors are logged by whatever meets them, always.
 
     Powertools' `inject_lambda_context` appends that context to the logger's global keys: right
     in Lambda, where a process runs one invocation at a time, wrong in `tally serve`, where one
@@ -100,12 +109,16 @@ def invocation(
     the invocation's own wherever it runs."""
     if handler is None:
         return functools.partial(invocation, correlation_path=correlation_path)
+    # The handler's module is being imported (this runs as it defines its handler): what its
+    # imports took, as a cold start's line tells it.
+    init_ms = round((time.perf_counter() - tally.STARTED) * 1000, 1)
     invoked: list[bool] = []
     run_traced = traced(handler)
     run_metered = metrics.log_metrics(run_traced)  # (both wrapped once, not per invocation)
 
     @functools.wraps(handler)
     def run(event: Any, context: Any) -> Any:
+        started = time.perf_counter()
         fields = build_lambda_context_model(context).__dict__
         keys = {"cold_start": not invoked, **fields}
         invoked.append(True)
@@ -118,9 +131,28 @@ def invocation(
                 return run_traced(event, context)
             return run_metered(event, context)
         finally:
+            rate = os.environ.get(SAMPLE_RATE_VARIABLE)  # unset: no such lines (tally serve)
+            if rate is not None and (keys["cold_start"] or random.random() < float(rate or 0)):
+                _summary(started, init_ms if keys["cold_start"] else None)
             logger.thread_safe_clear_keys()
 
     return run
+
+
+def _summary(started: float, init_ms: float | None) -> None:
+    """The "invocation" line of a sampled invocation: what Lambda's REPORT line said (duration,
+    memory, a cold start's init) before the template kept Lambda's per-invocation lines out
+    (SystemLogLevel: WARN), with the keys the handler added (route, status, workspace).
+    Powertools' own sampling_rate turns a sampled invocation's whole logger to DEBUG; one INFO
+    line is wanted, so the sample is drawn in `invocation`."""
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    fields = {
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        "max_memory_mb": peak_kb // 1024,
+    }
+    if init_ms is not None:
+        fields["init_ms"] = init_ms
+    logger.info("invocation", extra=fields)
 
 
 def add_keys(**keys: Any) -> None:

@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tally import clock, rate_limit, warm_cache
+from tally import rate_limit, warm_cache
 from tally.rate_limit import Policy
 from tests.conftest import ADMIN_TOKEN, rate_limit_table_down, record_calls
-
-
-class MovableClock:
-    """Time frozen at the real now (a clock set in the past would find every bucket written
-    before it a window ahead, and a real DynamoDB's TTL would delete its buckets)."""
-
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def move(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
-
-
-@pytest.fixture
-def time_(monkeypatch) -> MovableClock:
-    moved = MovableClock()
-    monkeypatch.setattr(clock, "now", moved)
-    return moved
 
 
 def _drain(bucket: str, policy: Policy = rate_limit.DEFAULT) -> int:

@@ -188,3 +188,80 @@ def test_disabled_metrics_print_nothing_however_many_requests(api, workspace, ca
     for _ in range(110):
         api("GET", "/v2/acme/c", key=key)
     assert emitted_metrics(capsys) == set()
+
+
+# ------------------------------------------------------------------ what is logged per request
+
+
+def test_a_sampled_invocation_logs_one_invocation_line_in_place_of_lambdas_report(
+    api, workspace, log_stream, monkeypatch
+):
+    _, key = workspace
+    monkeypatch.setenv("TALLY_LOG_SAMPLE_RATE", "1")
+    api("GET", "/v2/acme/c/up", key=key)
+
+    (line,) = [line for line in _log_lines(log_stream) if line["message"] == "invocation"]
+    assert line["level"] == "INFO"
+    assert (line["route"], line["status"]) == ("GET /v2/{workspace}/{name}/up", 200)
+    assert line["function_name"] == "V2UpFunction" and line["workspace"] == "acme"
+    assert line["correlation_id"] and line["duration_ms"] > 0 and line["max_memory_mb"] > 0
+    assert key not in log_stream.getvalue()
+
+
+def test_unsampled_warm_invocations_log_no_line_but_every_warning(
+    api, workspace, log_stream, monkeypatch
+):
+    _, key = workspace
+    monkeypatch.setenv("TALLY_LOG_SAMPLE_RATE", "0")
+    api("GET", "/v2/acme/c/up", key=key)
+    api("GET", "/v2/acme/c", key=key)  # (each handler warm: its cold start logged)
+    log_stream.truncate(0)
+    log_stream.seek(0)
+
+    for _ in range(10):
+        api("GET", "/v2/acme/c/up", key=key)
+    assert _log_lines(log_stream) == []
+
+    from tally import warm_cache
+
+    warm_cache.reset_all()  # (the container had leased tokens: it would not write the table)
+    rate_limit_table_down(monkeypatch, "InternalServerError")
+    for _ in range(10):
+        api("GET", "/v2/acme/c/up", key=key)
+    lines = _log_lines(log_stream)
+    assert [line["level"] for line in lines] == ["WARNING"] * 10
+    assert all("failing open" in line["message"] for line in lines)
+
+
+def test_every_cold_start_logs_its_invocation_line_and_the_rest_are_sampled_at_the_rate(
+    log_stream, monkeypatch
+):
+    import random
+
+    from tally import telemetry
+    from tally_local.gateway import LambdaContext
+    from tests.conftest import TEMPLATE
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")  # (this handler counts nothing)
+    context = LambdaContext(TEMPLATE.functions["V2UpFunction"])
+    handler = telemetry.invocation(lambda event, context: {"statusCode": 200})
+    monkeypatch.setenv("TALLY_LOG_SAMPLE_RATE", "0")
+    handler({}, context)
+    handler({}, context)
+    first, *rest = [line for line in _log_lines(log_stream) if line["message"] == "invocation"]
+    assert first["cold_start"] is True and first["init_ms"] >= 0 and rest == []
+
+    monkeypatch.setenv("TALLY_LOG_SAMPLE_RATE", "0.1")
+    random.seed(2026)
+    for _ in range(1000):
+        handler({}, context)
+    sampled = [line for line in _log_lines(log_stream) if line["message"] == "invocation"]
+    assert 70 <= len(sampled) - 1 <= 130  # ~100 of 1000 (binomial: 3 sigma either side)
+    assert not any(line["cold_start"] or "init_ms" in line for line in sampled[1:])
+
+    monkeypatch.delenv("TALLY_LOG_SAMPLE_RATE")  # as tally serve runs: no such lines at all
+    cold = telemetry.invocation(lambda event, context: {"statusCode": 200})
+    log_stream.truncate(0)
+    log_stream.seek(0)
+    cold({}, context)
+    assert _log_lines(log_stream) == []
