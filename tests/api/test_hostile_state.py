@@ -948,6 +948,7 @@ READING_REQUESTS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/app/session"): ("GET", "/app/session"),
     ("GET", "/account/counters/{name}/settings"): ("GET", "/account/counters/c/settings"),
     ("GET", "/account/invoice-items"): ("GET", "/account/invoice-items"),
+    ("GET", "/account/api-keys"): ("GET", "/account/api-keys"),
     ("GET", "/v2/{workspace}/{name}/badge.svg"): ("GET", "/v2/acme/c/badge.svg"),
     ("GET", "/v2/{workspace}/{name}/shield.json"): ("GET", "/v2/acme/c/shield.json"),
     ("GET", "/account/settings"): ("GET", "/account/settings"),

@@ -251,6 +251,9 @@ def test_every_backstack_and_operator_answer_matches_the_document(described, wor
     ws, admin = workspace
     created = described("POST", "/account/api-keys", key=admin, body={"scopes": ["read"]})
     read, read_id = created.body["api_key"], created.body["key_id"]
+    assert described("GET", "/account/api-keys?limit=1", key=admin).status == 200
+    assert described("GET", "/account/api-keys", key=read).status == 403
+    assert described("GET", "/account/api-keys?cursor=!!", key=admin).status == 400
 
     assert described("POST", "/account/counters/api_calls/41", key=admin).status == 200
     assert described("POST", "/account/counters/api_calls/x", key=admin).status == 400
@@ -400,6 +403,7 @@ CONDITIONAL_READS = [
     ("/account/invoice-items?limit=1", "admin"),
     ("/account/counters/visits/settings", "admin"),
     ("/account/settings", "admin"),
+    ("/account/api-keys", "admin"),
     ("/v2/{ws}/visits/history?group_by=month&from=2026-01-01&to=2026-03-01", None),
     ("/account/counters/visits/history?group_by=month&from=2026-01-01&to=2026-03-01", "admin"),
 ]

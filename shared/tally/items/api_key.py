@@ -3,6 +3,9 @@
 key_id  the key's id (the table's key; a secret names it)   workspace  whose key it is
 secret_sha256  SHA-256 of the secret, hex    scopes  a string set of read / write / admin
 created_at / revoked_at  ISO times (revoked_at present once revoked)
+
+The global index `by_workspace` lists a workspace's keys by `created_at`. It projects the
+scopes and revoked_at, never the secret's hash: what reads the index cannot read a hash.
 """
 
 from __future__ import annotations
@@ -18,6 +21,19 @@ class StoredKey:
     key_id: str
     workspace: str
     secret_sha256: str
+    scopes: frozenset[str]
+    created_at: str
+    revoked_at: str | None = None
+
+
+BY_WORKSPACE = "by_workspace"
+
+
+@dataclass(frozen=True)
+class ListedKey:
+    """A key as the workspace's index holds it: no secret, no hash."""
+
+    key_id: str
     scopes: frozenset[str]
     created_at: str
     revoked_at: str | None = None
@@ -83,3 +99,47 @@ def unrevoked(table: str, key_id: str) -> dict[str, Any]:
         "Key": key(key_id),
         "ConditionExpression": "attribute_not_exists(revoked_at)",
     }
+
+
+def newest_first(workspace: str, limit: int, after: tuple[str, str] | None) -> dict[str, Any]:
+    """A Query of one page of a workspace's keys from its index, newest first; `after` is the
+    last page's end as `cursor_of` gave it."""
+    query: dict[str, Any] = {
+        "IndexName": BY_WORKSPACE,
+        "KeyConditionExpression": "workspace = :ws",
+        "ExpressionAttributeValues": {":ws": {"S": workspace}},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if after:
+        key_id, created_at = after
+        query["ExclusiveStartKey"] = {
+            "workspace": {"S": workspace},
+            "key_id": {"S": key_id},
+            "created_at": {"S": created_at},
+        }
+    return query
+
+
+def count_query(workspace: str) -> dict[str, Any]:
+    return {
+        "IndexName": BY_WORKSPACE,
+        "KeyConditionExpression": "workspace = :ws",
+        "ExpressionAttributeValues": {":ws": {"S": workspace}},
+        "Select": "COUNT",
+    }
+
+
+def listed(raw: dict[str, Any]) -> ListedKey:
+    fields = {name: decode(cell) for name, cell in raw.items()}
+    return ListedKey(
+        key_id=fields["key_id"],
+        scopes=fields["scopes"],
+        created_at=fields["created_at"],
+        revoked_at=fields.get("revoked_at"),
+    )
+
+
+def cursor_of(last_key: dict[str, Any]) -> tuple[str, str]:
+    """(key_id, created_at) of a page's LastEvaluatedKey."""
+    return last_key["key_id"]["S"], last_key["created_at"]["S"]
