@@ -36,6 +36,10 @@ class Caller:
     def can(self, scope: str) -> bool:
         return any(scope in _GRANTS[s] for s in self.scopes)
 
+    def describe(self) -> dict[str, Any]:
+        """The key as its own holder may see it: its id and scopes, never its secret."""
+        return {"key_id": self.key_id, "scopes": [s for s in SCOPES if s in self.scopes]}
+
     def require(self, scope: str) -> None:
         if not self.can(scope):
             raise Forbidden(f"this API key lacks the '{scope}' scope")

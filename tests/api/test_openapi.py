@@ -260,6 +260,9 @@ def test_every_backstack_and_operator_answer_matches_the_document(described, wor
     assert described("POST", "/account/counters/api_calls/1").status == 401
     assert described("POST", "/account/counters/api_calls/1", key=read).status == 403
     assert described("GET", "/account/counters", key=read).status == 200
+    assert described("GET", "/account/counters?details=true", key=admin).status == 200
+    assert described("GET", "/account/counters?details=true", key=read).status == 200
+    assert described("GET", "/account/counters?details=no", key=read).status == 400
     assert described("GET", "/account/counters", key=read, body="[" * 33).status == 400
     assert described("GET", "/app/session", key=read).status == 200
     assert described("GET", "/app/session", key=read, body="x" * 16385).status == 400
