@@ -34,6 +34,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/account/counters/{name}/history"),
     ("POST", "/account/invoice-items"),
     ("GET", "/account/invoice-items"),
+    ("GET", "/dashboard"),
+    ("GET", "/dashboard/{file}"),
 )
 
 
