@@ -3,26 +3,21 @@
 // key never travels in a URL.
 
 import { auth, call } from "/dashboard/api.js";
-import * as counter from "/dashboard/counter.js";
-import * as counters from "/dashboard/counters.js";
 import { fill, h, say } from "/dashboard/dom.js";
-import * as invoices from "/dashboard/invoices.js";
-import * as keys from "/dashboard/keys.js";
-import * as setup from "/dashboard/setup.js";
-import * as workspace from "/dashboard/workspace.js";
 
-// The navigation: a page is one entry here and one module whose show(ctx, main, arg) draws it
-// (and may return a function that stops its timers). A new panel (webhooks) is one more entry.
+// The navigation: a page is one entry here and one module, loaded when first shown, whose
+// show(ctx, main, arg) draws it (and may return a function that stops its timers). A new panel
+// (webhooks) is one more entry and one more module.
 const PAGES = [
-  { route: "counters", title: "Counters", scope: "read", show: counters.show },
-  { route: "invoices", title: "Invoice items", scope: "read", show: invoices.show },
-  { route: "keys", title: "API keys", scope: "admin", show: keys.show },
-  { route: "workspace", title: "Workspace", scope: "admin", show: workspace.show },
+  { route: "counters", title: "Counters", scope: "read", load: () => import("/dashboard/counters.js") },
+  { route: "invoices", title: "Invoice items", scope: "read", load: () => import("/dashboard/invoices.js") },
+  { route: "keys", title: "API keys", scope: "admin", load: () => import("/dashboard/keys.js") },
+  { route: "workspace", title: "Workspace", scope: "admin", load: () => import("/dashboard/workspace.js") },
 ];
 // Pages reached from others, not from the navigation.
 const INNER = {
-  counter: { scope: "read", show: counter.show },
-  setup: { scope: "admin", show: setup.show },
+  counter: { scope: "read", load: () => import("/dashboard/counter.js") },
+  setup: { scope: "admin", load: () => import("/dashboard/setup.js") },
 };
 const GRANTS = { read: ["read"], write: ["read", "write"], admin: ["read", "write", "admin"] };
 
@@ -154,7 +149,7 @@ async function route() {
   say("");
   fill(main);
   try {
-    stop = (await page.show(ctx, main, arg)) || null;
+    stop = (await (await page.load()).show(ctx, main, arg)) || null;
     main.focus({ preventScroll: true }); // a keyboard or screen reader user starts at the page
   } catch (error) {
     fill(main, h("p", { class: "error", role: "alert" }, error.message));

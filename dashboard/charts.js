@@ -1,14 +1,24 @@
 // Charts drawn by uPlot (the chart library: see the README), two bar series each, up and down.
+// The library is loaded by the first chart, so no other page waits for it.
+
+let library = null;
+function uPlotLoaded() {
+  library ||= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = "/dashboard/uPlot.iife.min.js";
+    script.addEventListener("load", () => resolve(window.uPlot));
+    script.addEventListener("error", () => reject(new Error("The chart library could not be loaded.")));
+    document.head.append(script);
+  });
+  return library;
+}
 
 const UP = "#2f6fde";
 const DOWN = "#d0532e";
 
-function bars(align) {
-  return window.uPlot.paths.bars({ size: [0.4, 40], align });
-}
-
 function series(label, stroke, align) {
-  return { label, stroke, fill: `${stroke}cc`, width: 0, paths: bars(align), points: { show: false } };
+  // (paths: uPlot's bars, made when the library is there)
+  return { label, stroke, fill: `${stroke}cc`, width: 0, align, points: { show: false } };
 }
 
 // Counts are whole: the y axis never ticks at 0.25.
@@ -20,8 +30,10 @@ function sized(el) {
 }
 
 // A chart that follows its box's width; `data` is [x, up, down].
-function mount(el, options, data) {
-  const chart = new window.uPlot({ ...options, ...sized(el) }, data, el);
+async function mount(el, options, data) {
+  const uPlot = await uPlotLoaded();
+  for (const s of options.series.slice(1)) s.paths = uPlot.paths.bars({ size: [0.4, 40], align: s.align });
+  const chart = new uPlot({ ...options, ...sized(el) }, data, el);
   const observer = new ResizeObserver(() => chart.setSize(sized(el)));
   observer.observe(el);
   return {
@@ -34,7 +46,7 @@ function mount(el, options, data) {
 }
 
 // Buckets over time: x in seconds since the epoch.
-export function timeChart(el, data) {
+export async function timeChart(el, data) {
   return mount(
     el,
     {
@@ -48,7 +60,7 @@ export function timeChart(el, data) {
 }
 
 // Named buckets (hours, weekdays, quarters): x is the bucket's index in `labels`.
-export function categoryChart(el, labels, data) {
+export async function categoryChart(el, labels, data) {
   return mount(
     el,
     {

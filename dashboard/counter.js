@@ -36,7 +36,7 @@ export async function show(ctx, main, name) {
   };
   const settingsBox = h("dl", { class: "totals", id: "counter-settings" });
   const items = h("div", { id: "counter-items" });
-  const charts = {};
+  const charts = {}; // each a promise of its chart: the library loads with the first
 
   fill(
     main,
@@ -141,7 +141,7 @@ export async function show(ctx, main, name) {
     );
   }
 
-  function drawCounter(data) {
+  async function drawCounter(data) {
     state.counter = data;
     fill(value, data.value.toLocaleString());
     fill(main.querySelector("#description"), data.description || "");
@@ -157,8 +157,8 @@ export async function show(ctx, main, name) {
     const t = data.stats.temporal;
     for (const [key, labels] of [["hours", HOURS], ["weekdays", WEEKDAYS], ["quarters", QUARTERS]]) {
       const shown = labels.map((l) => (key === "weekdays" ? l.slice(0, 3) : l));
-      if (charts[key]) charts[key].update(series(t[key], labels));
-      else charts[key] = categoryChart(temporal[key], shown, series(t[key], labels));
+      charts[key] ||= categoryChart(temporal[key], shown, series(t[key], labels));
+      (await charts[key]).update(series(t[key], labels));
     }
   }
 
@@ -212,8 +212,8 @@ export async function show(ctx, main, name) {
       points.map((p) => p.up),
       points.map((p) => p.down),
     ];
-    if (charts.history) charts.history.destroy();
-    charts.history = timeChart(historyBox, data);
+    charts.history ||= timeChart(historyBox, data);
+    (await charts.history).update(data);
     const up = data[1].reduce((a, b) => a + b, 0);
     const down = data[2].reduce((a, b) => a + b, 0);
     fill(caption, `${points.length} ${state.group}s to ${when(answer.body.to)} (${answer.body.tz}): ${up} up, ${down} down.`);
@@ -223,7 +223,7 @@ export async function show(ctx, main, name) {
     const answer = await call("GET", statsPath, { etag: state.etag });
     if (answer.status === 304) return;
     state.etag = answer.etag;
-    drawCounter(answer.body.data);
+    await drawCounter(answer.body.data);
     await history();
     for (const ms of AFTER_CHANGE_MS) state.timers.push(setTimeout(() => history().catch(() => {}), ms));
     if (ctx.can("admin")) await invoiceItems((await settings()).billing);
@@ -242,6 +242,6 @@ export async function show(ctx, main, name) {
   return () => {
     clearInterval(timer);
     state.timers.forEach(clearTimeout);
-    Object.values(charts).forEach((chart) => chart.destroy());
+    Object.values(charts).forEach(async (chart) => (await chart).destroy());
   };
 }

@@ -22,10 +22,11 @@ def _get(api, path: str, **headers: str):
 def test_the_page_and_every_file_it_loads_or_imports_is_served(api):
     status, page, _ = _get(api, "/dashboard")
     assert status == 200 and page == (SITE / "index.html").read_bytes()
-    wanted = set(re.findall(rb'(?:src|href)="/dashboard/([^"]+)"', page))
+    named = re.compile(rb'"/dashboard/([^"]+\.(?:js|css))"')  # linked, imported or loaded
+    wanted = set(named.findall(page))
     for script in SITE.glob("*.js"):
-        wanted |= set(re.findall(rb'from "/dashboard/([^"]+)"', script.read_bytes()))
-    assert {b"app.js", b"uPlot.iife.min.js", b"uPlot.min.css", b"counter.js"} <= wanted
+        wanted |= set(named.findall(script.read_bytes()))
+    assert {b"app.js", b"uPlot.iife.min.js", b"uPlot.min.css", b"counter.js", b"keys.js"} <= wanted
     for name in wanted:
         status, _, headers = _get(api, f"/dashboard/{name.decode()}")
         assert status == 200, name
