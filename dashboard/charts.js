@@ -51,7 +51,18 @@ export async function timeChart(el, data) {
     el,
     {
       legend: { show: true },
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      scales: {
+        // Half a bucket of room each side: the first and last buckets' bars stay inside.
+        x: {
+          time: true,
+          range: (u, min, max) => {
+            const n = u.data[0].length;
+            const half = n > 1 ? (max - min) / (n - 1) / 2 : 1800;
+            return [min - half, max + half];
+          },
+        },
+        y: { range: (u, min, max) => [0, Math.max(1, max)] },
+      },
       axes: [{}, Y_AXIS],
       series: [{}, series("up", UP, -1), series("down", DOWN, 1)],
     },
