@@ -67,3 +67,24 @@ export const path = {
   counter: (name) => `/account/counters/${encodeURIComponent(name)}`,
   v2: (workspace, name) => `/v2/${encodeURIComponent(workspace)}/${encodeURIComponent(name)}`,
 };
+
+// A list the API gives a page at a time (next_cursor): more() adds the next page of 50,
+// more(true) starts again from the newest; items, total and done say what is loaded.
+export function pages(from) {
+  const list = {
+    items: [],
+    total: 0,
+    cursor: null,
+    done: false,
+    async more(again = false) {
+      const after = again ? null : list.cursor;
+      const query = `limit=50${after ? `&cursor=${encodeURIComponent(after)}` : ""}`;
+      const page = (await call("GET", `${from}?${query}`)).body;
+      list.items = again ? page.list : list.items.concat(page.list);
+      list.total = page.total;
+      list.cursor = page.next_cursor;
+      list.done = !page.next_cursor;
+    },
+  };
+  return list;
+}

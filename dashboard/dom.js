@@ -84,6 +84,16 @@ export function showFieldErrors(form, error, rest) {
   if (first) first.focus();
 }
 
+// A table in a box that scrolls sideways; a column is its title, or [title, class] ("number"
+// right-aligns it).
+export function table(props, columns, body) {
+  const heads = columns.map((column) => {
+    const [title, kind] = Array.isArray(column) ? column : [column, null];
+    return h("th", { scope: "col", class: kind }, title);
+  });
+  return h("div", { class: "scroll" }, h("table", props, h("thead", {}, h("tr", {}, heads)), body));
+}
+
 export function ask(title, text, action) {
   const dialog = document.getElementById("confirm");
   fill(document.getElementById("confirm-title"), title);

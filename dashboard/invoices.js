@@ -1,11 +1,11 @@
 // Invoice items, newest first, 50 at a time ("Show more" follows next_cursor), with totals per
 // month over the items shown, and a form to add one (write scope).
 
-import { call } from "/dashboard/api.js";
-import { cents, field, fill, h, integer, say, showFieldErrors, when } from "/dashboard/dom.js";
+import { call, pages } from "/dashboard/api.js";
+import { cents, field, fill, h, integer, say, showFieldErrors, table, when } from "/dashboard/dom.js";
 
 export async function show(ctx, main) {
-  const state = { items: [], total: 0, cursor: null };
+  const state = pages("/account/invoice-items");
   const rows = h("tbody");
   const months = h("tbody");
   const count = h("p", { class: "hint", id: "items-count" });
@@ -17,23 +17,12 @@ export async function show(ctx, main) {
     ctx.can("write") ? addForm() : null,
     h("section", { class: "card", "aria-labelledby": "months-title" },
       h("h2", { id: "months-title" }, "Totals per month"),
-      h("div", { class: "scroll" }, h("table", { id: "months" },
-        h("thead", {}, h("tr", {},
-          h("th", { scope: "col" }, "Month"),
-          h("th", { scope: "col", class: "number" }, "Items"),
-          h("th", { scope: "col", class: "number" }, "Total"))),
-        months)),
+      table({ id: "months" }, ["Month", ["Items", "number"], ["Total", "number"]], months),
     ),
     h("section", { class: "card", "aria-labelledby": "list-title" },
       h("h2", { id: "list-title" }, "Items"),
       count,
-      h("div", { class: "scroll" }, h("table", { id: "items", class: "stack" },
-        h("thead", {}, h("tr", {},
-          h("th", { scope: "col" }, "When"),
-          h("th", { scope: "col" }, "Description"),
-          h("th", { scope: "col" }, "Source"),
-          h("th", { scope: "col", class: "number" }, "Amount"))),
-        rows)),
+      table({ id: "items", class: "stack" }, ["When", "Description", "Source", ["Amount", "number"]], rows),
       more,
     ),
   );
@@ -57,15 +46,11 @@ export async function show(ctx, main) {
     fill(count, state.items.length < state.total
       ? `The latest ${state.items.length} of ${state.total} items (totals are of these).`
       : `${state.total} item${state.total === 1 ? "" : "s"}.`);
-    more.hidden = !state.cursor;
+    more.hidden = state.done;
   }
 
-  async function load(fresh = false) {
-    const query = `limit=50${!fresh && state.cursor ? `&cursor=${encodeURIComponent(state.cursor)}` : ""}`;
-    const page = (await call("GET", `/account/invoice-items?${query}`)).body;
-    state.items = fresh ? page.list : state.items.concat(page.list);
-    state.total = page.total;
-    state.cursor = page.next_cursor;
+  async function load(again = false) {
+    await state.more(again);
     draw();
   }
 

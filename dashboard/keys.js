@@ -1,13 +1,13 @@
 // API keys (admin): the list (never a secret), a new key's secret shown once with a copy
 // button, and revocation (a key cannot revoke itself: the one signed in here says so).
 
-import { call } from "/dashboard/api.js";
-import { ask, fill, h, say, when } from "/dashboard/dom.js";
+import { call, pages } from "/dashboard/api.js";
+import { ask, fill, h, say, table, when } from "/dashboard/dom.js";
 
 const SCOPES = ["read", "write", "admin"];
 
 export async function show(ctx, main) {
-  const state = { keys: [], cursor: null };
+  const state = pages("/account/api-keys");
   const rows = h("tbody");
   const secretBox = h("div", { id: "new-secret", "aria-live": "polite" });
   const problem = h("p", { class: "error", role: "alert", id: "keys-error" });
@@ -31,14 +31,11 @@ export async function show(ctx, main) {
     h("section", { class: "card", "aria-labelledby": "keys-title" },
       h("h2", { id: "keys-title" }, "Keys of this workspace"),
       problem,
-      h("div", { class: "scroll" }, h("table", { id: "keys", class: "stack" },
-        h("thead", {}, h("tr", {},
-          h("th", { scope: "col" }, "Key id"),
-          h("th", { scope: "col" }, "Scopes"),
-          h("th", { scope: "col" }, "Created"),
-          h("th", { scope: "col" }, "Revoked"),
-          h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))),
-        rows)),
+      table(
+        { id: "keys", class: "stack" },
+        ["Key id", "Scopes", "Created", "Revoked", h("span", { class: "visually-hidden" }, "Actions")],
+        rows,
+      ),
       more,
     ),
   );
@@ -51,7 +48,7 @@ export async function show(ctx, main) {
       const made = (await call("POST", "/account/api-keys", { body: { scopes } })).body;
       showSecret(made);
       // The list is read from an index that may lag a moment: the new key shows at once here.
-      state.keys.unshift({ key_id: made.key_id, scopes: made.scopes, created_at: made.created_at, revoked: false, revoked_at: null });
+      state.items.unshift({ key_id: made.key_id, scopes: made.scopes, created_at: made.created_at, revoked: false, revoked_at: null });
       draw();
     } catch (error) {
       fill(secretBox, h("p", { class: "error", role: "alert" }, error.message));
@@ -86,7 +83,7 @@ export async function show(ctx, main) {
   }
 
   function draw() {
-    fill(rows, state.keys.map((k) => {
+    fill(rows, state.items.map((k) => {
       const own = k.key_id === ctx.keyId;
       return h("tr", { "data-key": k.key_id },
         h("th", { scope: "row" }, h("code", {}, k.key_id), own ? " (this key)" : ""),
@@ -97,7 +94,7 @@ export async function show(ctx, main) {
           ? h("span", { class: "hint" }, "A key cannot revoke itself: revoke it with another admin key.")
           : h("button", { type: "button", class: "danger", on: { click: () => revoke(k) } }, "Revoke", h("span", { class: "visually-hidden" }, ` key ${k.key_id}`))));
     }));
-    more.hidden = !state.cursor;
+    more.hidden = state.done;
   }
 
   async function revoke(key) {
@@ -113,11 +110,8 @@ export async function show(ctx, main) {
     }
   }
 
-  async function load(fresh = false) {
-    const query = `limit=50${!fresh && state.cursor ? `&cursor=${encodeURIComponent(state.cursor)}` : ""}`;
-    const page = (await call("GET", `/account/api-keys?${query}`)).body;
-    state.keys = fresh ? page.list : state.keys.concat(page.list);
-    state.cursor = page.next_cursor;
+  async function load(again = false) {
+    await state.more(again);
     draw();
   }
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, clock, cursors, operation
+from tally import aws, clock, operation, pages
 from tally.config import settings
 from tally.errors import Conflict
 from tally.items import invoice_item as stored
@@ -71,31 +71,20 @@ def render(item: InvoiceItem) -> dict[str, Any]:
     }
 
 
+# Newest first; a cursor holds the last item's id and its index key ("<time>#<id>").
+_LIST = pages.Listing(
+    table=lambda: settings().invoice_items_table,
+    query=stored.newest_first,
+    count=stored.count_query,
+    position=stored.cursor_of,
+    cursor={"i": re.compile(r"ivi_[0-9a-z_]{1,64}"), "c": re.compile(r"(?s).{1,100}")},
+)
+
+
 def page(
     workspace: str, *, limit: int = 50, cursor: str | None = None, client: Any = None
 ) -> dict[str, Any]:
     """One page of items, newest first, with the workspace's item count and the next cursor."""
-    client = client or aws.dynamodb()
-    table = settings().invoice_items_table
-    after = _position(cursor) if cursor else None
-    answer = client.query(TableName=table, **stored.newest_first(workspace, limit, after))
-    last = answer.get("LastEvaluatedKey")
-    return {
-        "list": [render(stored.of(raw)) for raw in answer["Items"]],
-        "total": aws.query_count(client, TableName=table, **stored.count_query(workspace)),
-        "next_cursor": _cursor(last) if last else None,
-    }
-
-
-# What a cursor of this list holds: the last item's id and its index key ("<time>#<id>").
-_CURSOR = {"i": re.compile(r"ivi_[0-9a-z_]{1,64}"), "c": re.compile(r"(?s).{1,100}")}
-
-
-def _cursor(last_key: dict[str, Any]) -> str:
-    item_id, created = stored.cursor_of(last_key)
-    return cursors.encode(i=item_id, c=created)
-
-
-def _position(cursor: str) -> tuple[str, str]:
-    fields = cursors.decode(cursor, _CURSOR)
-    return fields["i"], fields["c"]
+    return _LIST.read(
+        client or aws.dynamodb(), workspace, limit, cursor, lambda raw: render(stored.of(raw))
+    )

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, clock, cursors
+from tally import aws, clock, pages
 from tally.config import settings
 from tally.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
 from tally.items import api_key as stored
@@ -153,25 +153,27 @@ def revoke_key(workspace: str, key_id: str, *, by: str, client: Any = None) -> d
     return {"key_id": key_id, "revoked": True, "revoked_at": now}
 
 
+# Newest first, from the keys table's index; a cursor holds the last key's id and creation time.
+_LIST = pages.Listing(
+    table=lambda: settings().api_keys_table,
+    query=stored.newest_first,
+    count=stored.count_query,
+    position=stored.cursor_of,
+    cursor={"k": _KEY_ID, "c": re.compile(r"[0-9T:.+Z-]{1,40}")},
+)
+
+
 def page(
     workspace: str, *, limit: int = 50, cursor: str | None = None, client: Any = None
 ) -> dict[str, Any]:
     """One page of a workspace's keys, newest first, with their count and the next cursor: ids,
     scopes and times, never a secret or its hash (the index holds neither). The index is
     eventually consistent: a key made or revoked a moment ago may show a moment later."""
-    client = client or aws.dynamodb()
-    table = settings().api_keys_table
-    after = _position(cursor) if cursor else None
-    answer = client.query(TableName=table, **stored.newest_first(workspace, limit, after))
-    last = answer.get("LastEvaluatedKey")
-    return {
-        "list": [_listing(stored.listed(raw)) for raw in answer["Items"]],
-        "total": aws.query_count(client, TableName=table, **stored.count_query(workspace)),
-        "next_cursor": _cursor(last) if last else None,
-    }
+    return _LIST.read(client or aws.dynamodb(), workspace, limit, cursor, _listing)
 
 
-def _listing(key: stored.ListedKey) -> dict[str, Any]:
+def _listing(raw: dict[str, Any]) -> dict[str, Any]:
+    key = stored.listed(raw)
     return {
         "key_id": key.key_id,
         "scopes": [scope for scope in SCOPES if scope in key.scopes],
@@ -179,20 +181,6 @@ def _listing(key: stored.ListedKey) -> dict[str, Any]:
         "revoked": key.revoked_at is not None,
         "revoked_at": key.revoked_at,
     }
-
-
-# What a cursor of this list holds: the last key's id and its creation time (the index's key).
-_CURSOR = {"k": _KEY_ID, "c": re.compile(r"[0-9T:.+Z-]{1,40}")}
-
-
-def _cursor(last_key: dict[str, Any]) -> str:
-    key_id, created_at = stored.cursor_of(last_key)
-    return cursors.encode(k=key_id, c=created_at)
-
-
-def _position(cursor: str) -> tuple[str, str]:
-    fields = cursors.decode(cursor, _CURSOR)
-    return fields["k"], fields["c"]
 
 
 # Warm containers skip the lookup; a revocation reaches every container within

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tally import keys
+from tests.api.test_api_backstack import BAD_PAGING
 from tests.conftest import ADMIN_TOKEN, DynamoDBFaults, record_calls
 
 KEYS = "/account/api-keys"
@@ -108,14 +109,10 @@ def test_only_an_admin_key_lists_keys(api, workspace, scopes, status):
 @pytest.mark.parametrize(
     "query",
     [
-        "?limit=0",
-        "?limit=101",
-        "?limit=x",
-        "?cursor=!!",
+        *BAD_PAGING,
         "?cursor=eyJrIjoiIiwiYyI6IiJ9",  # {"k":"","c":""}: DynamoDB would refuse empty keys
         "?cursor=eyJrIjoiQUJDIiwiYyI6IjIwMjYifQ",  # {"k":"ABC","c":"2026"}: no key id
         "?cursor=eyJpIjoiaXZpX3giLCJjIjoieCJ9",  # an invoice items cursor
-        "?cursor=" + "A" * 600,
     ],
 )
 def test_bad_paging_is_400_naming_the_field_and_writes_nothing(api, workspace, query):

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_browser import _chromium
 from tests.serve import ADMIN, ROOT, TALLY
 
 pytestmark = pytest.mark.e2e
@@ -37,16 +36,6 @@ def shop(server) -> dict[str, str]:
     admin = made[1]["api_key"]
     read = server.call("/account/api-keys", method="POST", key=admin, body={"scopes": ["read"]})
     return {"admin": admin, "read": read[1]["api_key"]}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    executable = _chromium()
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 class Visit:
@@ -72,6 +61,12 @@ class Visit:
         self.page.keyboard.type(key)
         self.page.keyboard.press("Enter")
         self.page.wait_for_selector("#counters")
+
+    def counter(self, key: str, name: str) -> str:
+        """Signed in with `key`, on counter `name`'s page once drawn: its value."""
+        self.sign_in(key)
+        self.go(f"#/counter/{name}", "#history-caption:not(:empty)")
+        return self.page.text_content("#value").replace(",", "")
 
     def go(self, route: str, ready: str) -> None:
         self.page.evaluate("route => { location.hash = route; }", route)
@@ -184,10 +179,8 @@ def test_an_admin_sets_up_a_counter_and_sees_its_value_and_chart_change(visit, s
 
 
 def test_a_change_past_a_bound_shows_the_409_on_the_page_and_changes_nothing(visit, shop, server):
-    visit.sign_in(shop["admin"])
-    visit.go("#/counter/api_calls", "#history-caption:not(:empty)")
+    before = visit.counter(shop["admin"], "api_calls")
     page = visit.page
-    before = _value(page)
     visit.expected.append(r"status of 409")
 
     page.fill("#amount", "500")
@@ -201,10 +194,8 @@ def test_a_change_past_a_bound_shows_the_409_on_the_page_and_changes_nothing(vis
 
 
 def test_a_reset_asks_first_and_cancelling_changes_nothing(visit, shop, server):
-    visit.sign_in(shop["admin"])
-    visit.go("#/counter/api_calls", "#history-caption:not(:empty)")
+    before = visit.counter(shop["admin"], "api_calls")
     page = visit.page
-    before = _value(page)
 
     page.click("#reset")
     page.wait_for_selector("dialog[open]")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tally.items import expression
 from tally.items.expression import decode
 
 
@@ -101,45 +102,29 @@ def unrevoked(table: str, key_id: str) -> dict[str, Any]:
     }
 
 
+PAGE_KEY = ("key_id", "created_at")  # where a page ends: the key's own key, the index's sort key
+
+
 def newest_first(workspace: str, limit: int, after: tuple[str, str] | None) -> dict[str, Any]:
-    """A Query of one page of a workspace's keys from its index, newest first; `after` is the
-    last page's end as `cursor_of` gave it."""
-    query: dict[str, Any] = {
-        "IndexName": BY_WORKSPACE,
-        "KeyConditionExpression": "workspace = :ws",
-        "ExpressionAttributeValues": {":ws": {"S": workspace}},
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-    if after:
-        key_id, created_at = after
-        query["ExclusiveStartKey"] = {
-            "workspace": {"S": workspace},
-            "key_id": {"S": key_id},
-            "created_at": {"S": created_at},
-        }
-    return query
+    """A Query of one page of a workspace's keys, newest first; `after` is the last page's end
+    as `cursor_of` gave it."""
+    return expression.newest_first(
+        workspace, limit, after, index=BY_WORKSPACE, key=PAGE_KEY, consistent=False
+    )
 
 
 def count_query(workspace: str) -> dict[str, Any]:
-    return {
-        "IndexName": BY_WORKSPACE,
-        "KeyConditionExpression": "workspace = :ws",
-        "ExpressionAttributeValues": {":ws": {"S": workspace}},
-        "Select": "COUNT",
-    }
+    return expression.count_of(workspace, index=BY_WORKSPACE, consistent=False)
 
 
 def listed(raw: dict[str, Any]) -> ListedKey:
-    fields = {name: decode(cell) for name, cell in raw.items()}
+    """An index entry (key, scopes, times: the index holds nothing else)."""
+    fields = expression.decoded(raw)
     return ListedKey(
-        key_id=fields["key_id"],
-        scopes=fields["scopes"],
-        created_at=fields["created_at"],
-        revoked_at=fields.get("revoked_at"),
+        fields["key_id"], fields["scopes"], fields["created_at"], fields.get("revoked_at")
     )
 
 
 def cursor_of(last_key: dict[str, Any]) -> tuple[str, str]:
-    """(key_id, created_at) of a page's LastEvaluatedKey."""
-    return last_key["key_id"]["S"], last_key["created_at"]["S"]
+    """The end of a page (its LastEvaluatedKey): PAGE_KEY's values."""
+    return expression.position(last_key, PAGE_KEY)
