@@ -25,6 +25,11 @@ _GRANTS = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "writ
 _PREFIX = "tly"
 
 
+def in_order(scopes: frozenset[str]) -> list[str]:
+    """Scopes as answers list them: read, write, admin."""
+    return [scope for scope in SCOPES if scope in scopes]
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who a valid key says the caller is."""
@@ -38,7 +43,7 @@ class Caller:
 
     def describe(self) -> dict[str, Any]:
         """The key as its own holder may see it: its id and scopes, never its secret."""
-        return {"key_id": self.key_id, "scopes": [s for s in SCOPES if s in self.scopes]}
+        return {"key_id": self.key_id, "scopes": in_order(self.scopes)}
 
     def require(self, scope: str) -> None:
         if not self.can(scope):
@@ -176,7 +181,7 @@ def _listing(raw: dict[str, Any]) -> dict[str, Any]:
     key = stored.listed(raw)
     return {
         "key_id": key.key_id,
-        "scopes": [scope for scope in SCOPES if scope in key.scopes],
+        "scopes": in_order(key.scopes),
         "created_at": key.created_at,
         "revoked": key.revoked_at is not None,
         "revoked_at": key.revoked_at,
