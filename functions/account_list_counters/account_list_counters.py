@@ -1,9 +1,21 @@
-"""GET /account/counters: every counter of the key's account and its value."""
+"""GET /account/counters[?details=true]: every counter of the key's account and its value; with
+`details`, also what a dashboard's table shows of each (totals, today, visibility, and for an
+admin key its bounds and billing)."""
 
-from tally import access, counters
+from tally import access, clock, counters, workspaces
+from tally.dialects import backstack
 from tally.http import api_handler
 
 
 @api_handler(auth=access.account("read"), cache="no-cache")
 def handler(request, grant):
-    return 200, {"counters": counters.values(grant.workspace)}
+    if not backstack.flag(request, "details"):
+        return 200, {"counters": counters.values(grant.workspace)}
+    every = counters.every(
+        grant.workspace, default_visibility=workspaces.default_visibility(grant.workspace)
+    )
+    now, admin = clock.now(), grant.caller.can("admin")
+    return 200, {
+        "counters": {c.name: c.value for c in every},
+        "details": {c.name: backstack.counter_details(c, now, settings=admin) for c in every},
+    }

@@ -86,6 +86,11 @@ def sqs() -> Any:
     return boto3.client("sqs", config=Config(connect_timeout=1, read_timeout=5))
 
 
+def query_count(client: Any, **query: Any) -> int:
+    """How many items a Query (`Select: COUNT`) matches, over all its pages."""
+    return sum(page["Count"] for page in client.get_paginator("query").paginate(**query))
+
+
 _ADDITIVE = re.compile(r"\bADD\b|[+-]", re.IGNORECASE)  # ADD, or arithmetic in a SET
 
 

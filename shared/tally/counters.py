@@ -171,6 +171,23 @@ def values(workspace: str, *, client: Any = None) -> dict[str, int]:
     return {stored.name(raw): stored.item(raw).value for page in pages for raw in page["Items"]}
 
 
+def every(
+    workspace: str, *, default_visibility: str = "private", client: Any = None
+) -> list[Counter]:
+    """Every counter of a workspace, whole (settings and stats): one strongly consistent Query,
+    paged. A dashboard's table; a client wanting values only asks `values`, which reads less."""
+    pages = (
+        (client or aws.dynamodb())
+        .get_paginator("query")
+        .paginate(TableName=settings().counters_table, **stored.every_query(workspace))
+    )
+    return [
+        Counter(workspace, stored.name(raw), stored.item(raw), default_visibility)
+        for page in pages
+        for raw in page["Items"]
+    ]
+
+
 def _error(
     refusal: Refusal, old: CounterItem, delta: int, refuse_private: TallyError | None
 ) -> TallyError:

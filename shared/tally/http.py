@@ -236,15 +236,21 @@ def _lone_surrogate(value: Any, path: str = "") -> str | None:
 def respond(
     status: int, body: dict[str, Any] | Document, headers: dict[str, str] | None = None
 ) -> dict:
+    coded: dict[str, str] = {}
     if isinstance(body, Document):
         content_type, text = body.content_type, body.text
+        if body.encoding:
+            coded = {"Content-Encoding": body.encoding}
     else:
         content_type, text = "application/json", json.dumps(body, separators=(",", ":"))
-    return {
+    answer = {
         "statusCode": status,
-        "headers": {"Content-Type": content_type, **(headers or {})},
+        "headers": {"Content-Type": content_type, **coded, **(headers or {})},
         "body": text,
     }
+    if coded:
+        answer["isBase64Encoded"] = True
+    return answer
 
 
 def error_answer(
@@ -269,7 +275,8 @@ def conditional(request: Request, status: int, body: Any, headers: dict[str, str
     known = {t.strip().removeprefix("W/") for t in sent.split(",") if t.strip()}
     if status == 200 and (tag in known or "*" in known):
         answer["headers"].pop("Content-Type")
-        return {**answer, "statusCode": 304, "body": ""}
+        answer["headers"].pop("Content-Encoding", None)
+        return {**answer, "statusCode": 304, "body": "", "isBase64Encoded": False}
     return answer
 
 

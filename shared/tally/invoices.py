@@ -7,18 +7,16 @@ derives it from what it bills); they are listed newest first, strongly consisten
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
 from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, clock, operation
+from tally import aws, clock, operation, pages
 from tally.config import settings
-from tally.errors import BadRequest, Conflict
+from tally.errors import Conflict
 from tally.items import invoice_item as stored
 from tally.items.invoice_item import InvoiceItem
 
@@ -73,46 +71,20 @@ def render(item: InvoiceItem) -> dict[str, Any]:
     }
 
 
+# Newest first; a cursor holds the last item's id and its index key ("<time>#<id>").
+_LIST = pages.Listing(
+    table=lambda: settings().invoice_items_table,
+    query=stored.newest_first,
+    count=stored.count_query,
+    position=stored.cursor_of,
+    cursor={"i": re.compile(r"ivi_[0-9a-z_]{1,64}"), "c": re.compile(r"(?s).{1,100}")},
+)
+
+
 def page(
     workspace: str, *, limit: int = 50, cursor: str | None = None, client: Any = None
 ) -> dict[str, Any]:
     """One page of items, newest first, with the workspace's item count and the next cursor."""
-    client = client or aws.dynamodb()
-    table = settings().invoice_items_table
-    after = _decode_cursor(cursor) if cursor else None
-    answer = client.query(TableName=table, **stored.newest_first(workspace, limit, after))
-    last = answer.get("LastEvaluatedKey")
-    return {
-        "list": [render(stored.of(raw)) for raw in answer["Items"]],
-        "total": _count(client, table, workspace),
-        "next_cursor": _encode_cursor(*stored.cursor_of(last)) if last else None,
-    }
-
-
-def _count(client: Any, table: str, workspace: str) -> int:
-    pages = client.get_paginator("query").paginate(TableName=table, **stored.count_query(workspace))
-    return sum(p["Count"] for p in pages)
-
-
-def _encode_cursor(item_id: str, created: str) -> str:
-    plain = {"i": item_id, "c": created}
-    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
-
-
-_MAX_CURSOR = 512  # the cursors this API gives are ~150 characters
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    if len(cursor) > _MAX_CURSOR:  # bounded before it is decoded or parsed (nesting included)
-        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
-    try:
-        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        item_id, created = str(plain["i"]), str(plain["c"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"}) from err
-    if not _ITEM_ID.fullmatch(item_id) or not 0 < len(created) <= 100:
-        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
-    return item_id, created
-
-
-_ITEM_ID = re.compile(r"ivi_[0-9a-z_]{1,64}")
+    return _LIST.read(
+        client or aws.dynamodb(), workspace, limit, cursor, lambda raw: render(stored.of(raw))
+    )

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, clock
+from tally import aws, clock, pages
 from tally.config import settings
 from tally.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
 from tally.items import api_key as stored
@@ -25,6 +25,11 @@ _GRANTS = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "writ
 _PREFIX = "tly"
 
 
+def in_order(scopes: frozenset[str]) -> list[str]:
+    """Scopes as answers list them: read, write, admin."""
+    return [scope for scope in SCOPES if scope in scopes]
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who a valid key says the caller is."""
@@ -35,6 +40,10 @@ class Caller:
 
     def can(self, scope: str) -> bool:
         return any(scope in _GRANTS[s] for s in self.scopes)
+
+    def describe(self) -> dict[str, Any]:
+        """The key as its own holder may see it: its id and scopes, never its secret."""
+        return {"key_id": self.key_id, "scopes": in_order(self.scopes)}
 
     def require(self, scope: str) -> None:
         if not self.can(scope):
@@ -147,6 +156,36 @@ def revoke_key(workspace: str, key_id: str, *, by: str, client: Any = None) -> d
             raise
     _cache.pop(key_id)
     return {"key_id": key_id, "revoked": True, "revoked_at": now}
+
+
+# Newest first, from the keys table's index; a cursor holds the last key's id and creation time.
+_LIST = pages.Listing(
+    table=lambda: settings().api_keys_table,
+    query=stored.newest_first,
+    count=stored.count_query,
+    position=stored.cursor_of,
+    cursor={"k": _KEY_ID, "c": re.compile(r"[0-9T:.+Z-]{1,40}")},
+)
+
+
+def page(
+    workspace: str, *, limit: int = 50, cursor: str | None = None, client: Any = None
+) -> dict[str, Any]:
+    """One page of a workspace's keys, newest first, with their count and the next cursor: ids,
+    scopes and times, never a secret or its hash (the index holds neither). The index is
+    eventually consistent: a key made or revoked a moment ago may show a moment later."""
+    return _LIST.read(client or aws.dynamodb(), workspace, limit, cursor, _listing)
+
+
+def _listing(raw: dict[str, Any]) -> dict[str, Any]:
+    key = stored.listed(raw)
+    return {
+        "key_id": key.key_id,
+        "scopes": in_order(key.scopes),
+        "created_at": key.created_at,
+        "revoked": key.revoked_at is not None,
+        "revoked_at": key.revoked_at,
+    }
 
 
 # Warm containers skip the lookup; a revocation reaches every container within

@@ -11,6 +11,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", "/admin/workspaces"),
     ("PUT", "/admin/workspaces/{workspace}/rate-limit"),
     ("POST", "/account/api-keys"),
+    ("GET", "/account/api-keys"),
     ("DELETE", "/account/api-keys/{key_id}"),
     ("GET", "/v2/{workspace}/{name}"),
     ("GET", "/v2/{workspace}/{name}/up"),
@@ -37,6 +38,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/account/webhooks"),
     ("DELETE", "/account/webhooks/{webhook_id}"),
     ("GET", "/account/webhooks/{webhook_id}/deliveries"),
+    ("GET", "/dashboard"),
+    ("GET", "/dashboard/{file}"),
 )
 
 

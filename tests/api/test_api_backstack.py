@@ -60,8 +60,57 @@ def test_the_session_aggregates_every_counter_of_the_account(api, workspace, dem
     session = api("GET", "/app/session", key=key)
 
     assert session.status == 200
-    assert session.body == {"account": {"id": "acme", "counters": {"a": 3, "b": -1}}}
+    assert session.body == {
+        "account": {"id": "acme", "counters": {"a": 3, "b": -1}},
+        "key": {"key_id": key.split("_")[1], "scopes": ["admin"]},  # who asked, no secret
+    }
     assert api("GET", "/account/counters", key=key).body == {"counters": {"a": 3, "b": -1}}
+
+
+def test_the_session_names_the_scopes_of_the_key_that_asked(api, workspace):
+    _, admin = workspace
+    made = api("POST", "/account/api-keys", key=admin, body={"scopes": ["write", "read"]}).body
+
+    session = api("GET", "/app/session", key=made["api_key"]).body
+
+    assert session["key"] == {"key_id": made["key_id"], "scopes": ["read", "write"]}
+
+
+def test_counter_details_show_totals_today_and_visibility_and_settings_to_an_admin(api, workspace):
+    _, admin = workspace
+    reader = api("POST", "/account/api-keys", key=admin, body={"scopes": ["read"]}).body["api_key"]
+    _add(api, admin, "a", 5)
+    _add(api, admin, "a", -2)
+    billing = {"threshold": 100, "amount": 250, "description": "calls"}
+    setup = {"lower_bound": -5, "upper_bound": 10, "billing": billing, "description": "<b>x</b>"}
+    api("PUT", "/account/counters/a/settings", key=admin, body=setup)
+    api("PUT", "/account/counters/b/settings", key=admin, body={"visibility": "public"})
+
+    shown = api("GET", "/account/counters?details=true", key=admin).body
+    read = api("GET", "/account/counters?details=true", key=reader).body
+
+    assert shown["counters"] == read["counters"] == {"a": 3, "b": 0}
+    a = shown["details"]["a"]
+    assert (a["value"], a["up_count"], a["down_count"], a["today"]) == (
+        3,
+        5,
+        2,
+        {"up": 5, "down": 2},
+    )
+    assert (a["visibility"], a["description"]) == ("private", "<b>x</b>")
+    assert (a["lower_bound"], a["upper_bound"], a["billing"]) == (-5, 10, billing)
+    assert shown["details"]["b"]["visibility"] == "public"
+    assert shown["details"]["b"]["billing"] is None
+    assert read["details"]["a"] == {
+        k: v for k, v in a.items() if k not in ("lower_bound", "upper_bound", "billing")
+    }
+
+
+@pytest.mark.parametrize("query", ["?details=1", "?details=yes", "?details="])
+def test_details_other_than_true_or_false_is_400(api, workspace, query):
+    _, key = workspace
+    answer = api("GET", "/account/counters" + query, key=key)
+    assert answer.status == 400 and answer.body["error"]["fields"] == {"details": "true or false"}
 
 
 def test_an_account_with_ten_thousand_counters_lists_them_all(api, ddb, workspace):
@@ -86,9 +135,11 @@ def test_an_account_with_ten_thousand_counters_lists_them_all(api, ddb, workspac
         )
 
     counters = api("GET", "/account/counters", key=key).body["counters"]
+    details = api("GET", "/account/counters?details=true", key=key).body["details"]
 
     assert len(counters) == 10_000
     assert sum(counters.values()) == sum(range(10_000))
+    assert len(details) == 10_000 and details["c09999"]["value"] == 9_999
 
 
 def test_backstack_needs_a_key_and_the_right_scope(api, workspace):
@@ -404,13 +455,13 @@ def test_a_negative_amount_offsets_and_items_list_newest_first_with_pages(api, w
     assert seen == list(reversed(made))
 
 
+BAD_PAGING = ["?limit=0", "?limit=101", "?limit=x", "?cursor=!!", "?cursor=" + "A" * 600]
+
+
 @pytest.mark.parametrize(
     "query",
     [
-        "?limit=0",
-        "?limit=101",
-        "?limit=x",
-        "?cursor=!!",
+        *BAD_PAGING,
         "?cursor=eyJpIjoiIiwiYyI6IiJ9",  # {"i":"","c":""}: DynamoDB would refuse empty keys
         "?cursor=eyJpIjogIml2aV8xIn0",  # no "c"
     ],

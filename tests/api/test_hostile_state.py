@@ -961,6 +961,7 @@ READING_REQUESTS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/app/session"): ("GET", "/app/session"),
     ("GET", "/account/counters/{name}/settings"): ("GET", "/account/counters/c/settings"),
     ("GET", "/account/invoice-items"): ("GET", "/account/invoice-items"),
+    ("GET", "/account/api-keys"): ("GET", "/account/api-keys"),
     ("GET", "/v2/{workspace}/{name}/badge.svg"): ("GET", "/v2/acme/c/badge.svg"),
     ("GET", "/v2/{workspace}/{name}/shield.json"): ("GET", "/v2/acme/c/shield.json"),
     ("GET", "/account/settings"): ("GET", "/account/settings"),
@@ -972,6 +973,8 @@ READING_REQUESTS: dict[tuple[str, str], tuple[str, str]] = {
         "GET",
         "/account/webhooks/wh_00000000000000000000/deliveries",
     ),
+    ("GET", "/dashboard"): ("GET", "/dashboard"),
+    ("GET", "/dashboard/{file}"): ("GET", "/dashboard/app.js"),
 }
 
 # What each changing route must stamp with its operation id.
@@ -994,6 +997,10 @@ READING = sorted(set(ROUTED) - set(CHANGING))
 def _route(fn) -> tuple[str, str]:
     (route,) = fn.routes
     return route.method, route.path
+
+
+def _routes(names: list[str]) -> set[tuple[str, str]]:
+    return {(r.method, r.path) for name in names for r in ROUTED[name].routes}
 
 
 def _tables(params: dict[str, Any]) -> set[str]:
@@ -1066,8 +1073,8 @@ def test_every_routed_function_declares_whether_it_changes_and_is_probed_here():
             continue
         handler = fn.load()
         assert isinstance(getattr(handler, "changes", None), bool), name
-    assert {_route(ROUTED[n]) for n in CHANGING} == set(CHANGING_REQUESTS)
-    assert {_route(ROUTED[n]) for n in READING} == set(READING_REQUESTS)
+    assert _routes(CHANGING) == set(CHANGING_REQUESTS)
+    assert _routes(READING) == set(READING_REQUESTS)
     assert set(STAMPS) <= set(CHANGING_REQUESTS)
 
 
@@ -1151,12 +1158,12 @@ def test_a_keyed_request_is_the_same_operation_on_every_attempt_and_another_key_
     assert first == again != other
 
 
-@pytest.mark.parametrize("name", READING)
-def test_a_reading_handler_writes_nothing_but_its_rate_limit_bucket(api, workspace, name):
+@pytest.mark.parametrize("route", sorted(READING_REQUESTS), ids=" ".join)
+def test_a_reading_handler_writes_nothing_but_its_rate_limit_bucket(api, workspace, route):
     _, key = workspace
     api("GET", "/v2/acme/c/up", key=key)
     api("POST", "/account/invoice-items", key=key, body={"amount": 1, "description": "x"})
-    method, path = READING_REQUESTS[_route(ROUTED[name])]
+    method, path = READING_REQUESTS[route]
     writes = _record_writes()
 
     status, answered = _send(api, method, path, token=key)

@@ -30,16 +30,24 @@ def test_there_is_exactly_one_default_route():
     ]
 
 
+# The dashboard's page and its files: one function, so one warm container serves them all.
+SEVERAL_ROUTES = {"DashboardFunction": {"/dashboard", "/dashboard/{file}"}}
+
+
 def test_every_function_has_one_route_or_only_background_triggers_and_a_unique_module():
     modules = Multiset(fn.handler.rsplit(".", 1)[0] for fn in FUNCTIONS.values())
     for fn in FUNCTIONS.values():
         module = fn.handler.rsplit(".", 1)[0]
         assert (fn.code_uri / f"{module}.py").is_file(), fn.logical_id
         assert modules[module] == 1, f"{module} is not unique"
+        background = len(fn.schedules) + len(fn.streams) + len(fn.rules)
+        if fn.logical_id in SEVERAL_ROUTES:
+            assert {r.path for r in fn.routes} == SEVERAL_ROUTES[fn.logical_id]
+            assert {r.method for r in fn.routes} == {"GET"} and not background
+            continue
         # An endpoint serves one route and nothing else; a background function has streams,
         # schedules or bus rules (PublishEvents reads two streams, DeliverWebhooks a rule and
         # its retry schedule).
-        background = len(fn.schedules) + len(fn.streams) + len(fn.rules)
         assert (len(fn.routes), bool(background)) in ((1, False), (0, True)), fn.logical_id
 
 
@@ -74,6 +82,22 @@ def test_the_layer_is_built_for_the_functions_runtime_and_architecture():
     machine = {"arm64": "aarch64", "x86_64": "x86_64"}[arch]
     platforms = re.findall(r"--platform (\S+)", planned)
     assert platforms and all(p.endswith(f"_{machine}") for p in platforms)
+
+
+def test_the_dashboard_is_built_with_its_handler_and_its_files_beside_it():
+    dashboard = TEMPLATE.doc["Resources"]["DashboardFunction"]
+    assert dashboard["Metadata"] == {"BuildMethod": "makefile", "ContextPath": "dashboard"}
+    # What `sam build` would run, in a copy of the CodeUri (a dry run: nothing is built).
+    planned = subprocess.run(
+        ["make", "-n", "-f", str(ROOT / "dashboard" / "Makefile"), "build-DashboardFunction"],
+        cwd=ROOT / dashboard["Properties"]["CodeUri"],
+        env={"ARTIFACTS_DIR": "/x", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert 'cp dashboard.py "/x/"' in planned
+    assert '"/x/dashboard/"' in planned and '"/x/dashboard/vendor/"' in planned
 
 
 # ------------------------------------------------------------------ each function, its event

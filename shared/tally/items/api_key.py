@@ -3,6 +3,9 @@
 key_id  the key's id (the table's key; a secret names it)   workspace  whose key it is
 secret_sha256  SHA-256 of the secret, hex    scopes  a string set of read / write / admin
 created_at / revoked_at  ISO times (revoked_at present once revoked)
+
+The global index `by_workspace` lists a workspace's keys by `created_at`. It projects the
+scopes and revoked_at, never the secret's hash: what reads the index cannot read a hash.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tally.items import expression
 from tally.items.expression import decode
 
 
@@ -18,6 +22,19 @@ class StoredKey:
     key_id: str
     workspace: str
     secret_sha256: str
+    scopes: frozenset[str]
+    created_at: str
+    revoked_at: str | None = None
+
+
+BY_WORKSPACE = "by_workspace"
+
+
+@dataclass(frozen=True)
+class ListedKey:
+    """A key as the workspace's index holds it: no secret, no hash."""
+
+    key_id: str
     scopes: frozenset[str]
     created_at: str
     revoked_at: str | None = None
@@ -83,3 +100,31 @@ def unrevoked(table: str, key_id: str) -> dict[str, Any]:
         "Key": key(key_id),
         "ConditionExpression": "attribute_not_exists(revoked_at)",
     }
+
+
+PAGE_KEY = ("key_id", "created_at")  # where a page ends: the key's own key, the index's sort key
+
+
+def newest_first(workspace: str, limit: int, after: tuple[str, str] | None) -> dict[str, Any]:
+    """A Query of one page of a workspace's keys, newest first; `after` is the last page's end
+    as `cursor_of` gave it."""
+    return expression.newest_first(
+        workspace, limit, after, index=BY_WORKSPACE, key=PAGE_KEY, consistent=False
+    )
+
+
+def count_query(workspace: str) -> dict[str, Any]:
+    return expression.count_of(workspace, index=BY_WORKSPACE, consistent=False)
+
+
+def listed(raw: dict[str, Any]) -> ListedKey:
+    """An index entry (key, scopes, times: the index holds nothing else)."""
+    fields = expression.decoded(raw)
+    return ListedKey(
+        fields["key_id"], fields["scopes"], fields["created_at"], fields.get("revoked_at")
+    )
+
+
+def cursor_of(last_key: dict[str, Any]) -> tuple[str, str]:
+    """The end of a page (its LastEvaluatedKey): PAGE_KEY's values."""
+    return expression.position(last_key, PAGE_KEY)

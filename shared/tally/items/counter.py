@@ -396,6 +396,16 @@ def values_query(workspace: str) -> dict[str, Any]:
     }
 
 
+def every_query(workspace: str) -> dict[str, Any]:
+    """The Query of every counter of a workspace, whole items, strongly consistent."""
+    return {
+        "KeyConditionExpression": "#ws = :ws",
+        "ExpressionAttributeNames": {"#ws": WORKSPACE.name},
+        "ExpressionAttributeValues": {":ws": {"S": workspace}},
+        "ConsistentRead": True,
+    }
+
+
 def names(raw: dict[str, Any]) -> tuple[str, str]:
     """(workspace, counter) of an item (or an index entry)."""
     return raw[WORKSPACE.name]["S"], name(raw)

@@ -113,6 +113,56 @@ class Attr:
         return self._compare(">=", other)
 
 
+# ------------------------------------------------------------------ a workspace's lists
+
+
+def newest_first(
+    workspace: str,
+    limit: int,
+    after: tuple[str, str] | None,
+    *,
+    index: str,
+    key: tuple[str, str],
+    consistent: bool,
+) -> dict[str, Any]:
+    """A Query of one page of a workspace's items from `index`, newest first. `after` is where the
+    last page ended: the values of `key`, the item's own key and the index's sort key (with the
+    workspace, DynamoDB's exclusive start key). A global index cannot be read strongly
+    consistent; a local one can."""
+    query: dict[str, Any] = {
+        "IndexName": index,
+        "KeyConditionExpression": "workspace = :ws",
+        "ExpressionAttributeValues": {":ws": {"S": workspace}},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if consistent:
+        query["ConsistentRead"] = True
+    if after:
+        start = {name: {"S": value} for name, value in zip(key, after, strict=True)}
+        query["ExclusiveStartKey"] = {"workspace": {"S": workspace}, **start}
+    return query
+
+
+def position(last_key: dict[str, Any], key: tuple[str, str]) -> tuple[str, str]:
+    """Where a page ended (its LastEvaluatedKey), as `newest_first` takes it back."""
+    return last_key[key[0]]["S"], last_key[key[1]]["S"]
+
+
+def count_of(workspace: str, *, index: str | None, consistent: bool) -> dict[str, Any]:
+    """A Query counting a workspace's items (of the table, or of `index`)."""
+    query: dict[str, Any] = {
+        "KeyConditionExpression": "workspace = :ws",
+        "ExpressionAttributeValues": {":ws": {"S": workspace}},
+        "Select": "COUNT",
+    }
+    if index:
+        query["IndexName"] = index
+    if consistent:
+        query["ConsistentRead"] = True
+    return query
+
+
 def decoded(item: dict[str, Any] | None) -> dict[str, Any]:
     """An item as conditions judge it: each attribute's value."""
     return {name: decode(cell) for name, cell in (item or {}).items()}

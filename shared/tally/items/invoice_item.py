@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tally.items import expression
 from tally.items.expression import decode
 
 BY_TIME = "by_time"
@@ -75,36 +76,21 @@ def put_for_operation(table: str, item: InvoiceItem) -> dict[str, Any]:
     }
 
 
+PAGE_KEY = ("item_id", "created")  # where a page ends: the item's own key, the index's sort key
+
+
 def newest_first(workspace: str, limit: int, after: tuple[str, str] | None) -> dict[str, Any]:
     """A Query of one page of a workspace's items, newest first; `after` is the last page's end
     as `cursor_of` gave it."""
-    query: dict[str, Any] = {
-        "IndexName": BY_TIME,
-        "KeyConditionExpression": "workspace = :ws",
-        "ExpressionAttributeValues": {":ws": {"S": workspace}},
-        "ScanIndexForward": False,
-        "ConsistentRead": True,
-        "Limit": limit,
-    }
-    if after:
-        item_id, created = after
-        query["ExclusiveStartKey"] = {
-            "workspace": {"S": workspace},
-            "item_id": {"S": item_id},
-            "created": {"S": created},
-        }
-    return query
+    return expression.newest_first(
+        workspace, limit, after, index=BY_TIME, key=PAGE_KEY, consistent=True
+    )
 
 
 def count_query(workspace: str) -> dict[str, Any]:
-    return {
-        "KeyConditionExpression": "workspace = :ws",
-        "ExpressionAttributeValues": {":ws": {"S": workspace}},
-        "Select": "COUNT",
-        "ConsistentRead": True,
-    }
+    return expression.count_of(workspace, index=None, consistent=True)
 
 
 def cursor_of(last_key: dict[str, Any]) -> tuple[str, str]:
-    """(item_id, created) of a page's LastEvaluatedKey."""
-    return last_key["item_id"]["S"], last_key["created"]["S"]
+    """The end of a page (its LastEvaluatedKey): PAGE_KEY's values."""
+    return expression.position(last_key, PAGE_KEY)
