@@ -21,8 +21,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-serve: $(STAMP)
-	$(BIN)/tally serve
+# `make serve PORT=3100 DYNAMODB_PORT=8100 STATE=.tally/state DYNAMODB=dynamodb-local`, each
+# optional: tally serve's --port, --dynamodb-port, --state and --dynamodb (its defaults: 3000,
+# 8000 or a free port, in memory, moto). `.venv/bin/tally serve --help` says more.
+SERVE_LOCAL := $(filter dynamodb-local,$(DYNAMODB))
+SERVE_FLAGS := $(if $(PORT),--port $(PORT)) $(if $(DYNAMODB_PORT),--dynamodb-port $(DYNAMODB_PORT)) \
+  $(if $(STATE),--state $(STATE)) $(if $(SERVE_LOCAL),--dynamodb dynamodb-local)
+
+serve: $(STAMP) $(if $(SERVE_LOCAL),dynamodb-local)
+	$(BIN)/tally serve $(strip $(SERVE_FLAGS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared functions tally_local tests bench

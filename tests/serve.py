@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tally_local.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 TALLY = str(Path(sys.executable).with_name("tally"))
 ADMIN = "e2e-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def started(flags: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -44,10 +39,11 @@ IN_USE: set[str] = set()
 
 
 class Server:
-    """`tally serve` with the operator token ADMIN, its log in `tmp`; with `schedule_interval`,
-    Schedule events fire that often. Its DynamoDB is the embedded moto, or with `endpoint` that
-    one (AWS_ENDPOINT_URL_DYNAMODB): emptied first, so tally serve makes the tables and the demo
-    workspace there as it does on its embedded endpoint."""
+    """`tally serve` with the operator token ADMIN, its log and its run file (TALLY_RUN_DIR) in
+    `tmp`; with `schedule_interval`, Schedule events fire that often. Its DynamoDB is the
+    embedded moto, or with `endpoint` that one (AWS_ENDPOINT_URL_DYNAMODB): emptied first, so
+    tally serve makes the tables and the demo workspace there as it does on its embedded
+    endpoint."""
 
     def __init__(
         self, tmp: Path, *, schedule_interval: float | None = 1, endpoint: str | None = None
@@ -58,6 +54,7 @@ class Server:
         self.log_path = tmp / "serve.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
         env["TALLY_ADMIN_TOKEN"] = ADMIN
+        env["TALLY_RUN_DIR"] = str(tmp)  # where tally invoke, given this env, finds it
         if endpoint:
             from tally_local import dynamodb
             from tally_local.template import Template
