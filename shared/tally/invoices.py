@@ -100,18 +100,22 @@ def _encode_cursor(item_id: str, created: str) -> str:
 
 
 _MAX_CURSOR = 512  # the cursors this API gives are ~150 characters
+CURSOR_REFUSAL = (
+    "cursor is not one this API gave: pass back a page's next_cursor as it is, or leave cursor "
+    "out for the first page"
+)
 
 
 def _decode_cursor(cursor: str) -> tuple[str, str]:
     if len(cursor) > _MAX_CURSOR:  # bounded before it is decoded or parsed (nesting included)
-        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
+        raise BadRequest(CURSOR_REFUSAL, fields={"cursor": "invalid"})
     try:
         plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         item_id, created = str(plain["i"]), str(plain["c"])
     except (ValueError, KeyError, TypeError) as err:
-        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"}) from err
+        raise BadRequest(CURSOR_REFUSAL, fields={"cursor": "invalid"}) from err
     if not _ITEM_ID.fullmatch(item_id) or not 0 < len(created) <= 100:
-        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
+        raise BadRequest(CURSOR_REFUSAL, fields={"cursor": "invalid"})
     return item_id, created
 
 
