@@ -58,27 +58,38 @@ def measure_compute_ms(calls: int = 300) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dynamodb-ms", type=float, default=5.0)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dynamodb-ms",
+        type=float,
+        default=5.0,
+        help="DynamoDB's latency per call, assumed (default 5)",
+    )
     args = parser.parse_args()
     compute_ms = measure_compute_ms()
     duration_ms = compute_ms + 2 * args.dynamodb_ms  # two calls: the bucket and the counter
     million = 1e6
     rows = [
-        ("Lambda requests", million * LAMBDA_REQUEST),
+        ("Lambda requests ($0.20 / M)", million * LAMBDA_REQUEST),
         (
-            f"Lambda duration ({duration_ms:.1f} ms at 256 MB, arm64)",
+            f"Lambda duration ({duration_ms:.1f} ms: {compute_ms:.1f} ms measured compute + "
+            f"2 calls x {args.dynamodb_ms:g} ms assumed, at 256 MB arm64, "
+            f"${LAMBDA_ARM_GB_S:.10f} / GB-s)",
             million * duration_ms / 1000 * MEMORY_GB * LAMBDA_ARM_GB_S,
         ),
-        ("HTTP API requests", million * HTTP_API_REQUEST),
-        ("DynamoDB writes (2 write units: bucket + counter)", 2 * million * DYNAMODB_WRITE_UNIT),
-        ("CloudWatch Logs (~0.7 KB a call)", million * LOG_BYTES_PER_CALL / 1e9 * LOGS_PER_GB),
-        ("X-Ray (5% sampled)", million * XRAY_SAMPLED * XRAY_TRACE),
+        ("HTTP API requests ($1.00 / M)", million * HTTP_API_REQUEST),
+        (
+            "DynamoDB writes (2 write units: bucket + counter, $0.625 / M)",
+            2 * million * DYNAMODB_WRITE_UNIT,
+        ),
+        (
+            "CloudWatch Logs (~0.7 KB a call, $0.50 / GB)",
+            million * LOG_BYTES_PER_CALL / 1e9 * LOGS_PER_GB,
+        ),
+        ("X-Ray (5% sampled, $5.00 / M traces)", million * XRAY_SAMPLED * XRAY_TRACE),
     ]
-    print(
-        f"handler compute per warm up: {compute_ms:.2f} ms (measured, moto's time excluded); "
-        f"DynamoDB assumed {args.dynamodb_ms:g} ms a call"
-    )
     print("| one million `up` calls | USD |")
     print("| --- | ---: |")
     for name, usd in rows:

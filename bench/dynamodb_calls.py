@@ -6,10 +6,15 @@ botocore sends, retries included). A benchmark, not a test.
 
 from __future__ import annotations
 
+import argparse
+
 from common import ADMIN, in_process_api
 
 
 def main() -> None:
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     with in_process_api() as (call, _):
         from tally import aws
 
