@@ -37,6 +37,40 @@ def test_every_function_has_one_event_and_a_uniquely_named_handler_module():
         assert len(fn.routes) + len(fn.schedules) + len(fn.streams) == 1, fn.logical_id
 
 
+def _referenced(value) -> set[str]:
+    """The logical ids an output's value names (Ref, GetAtt, Sub), anywhere inside it."""
+    if isinstance(value, dict):
+        found = {value["Ref"]} if "Ref" in value else set()
+        if "Fn::GetAtt" in value:
+            found.add(value["Fn::GetAtt"][0])
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            found |= {
+                name.split(".")[0] for name in re.findall(r"\$\{([\w.]+)\}", value["Fn::Sub"])
+            }
+        return found.union(*(_referenced(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_referenced(v) for v in value))
+    return set()
+
+
+def test_the_outputs_name_the_api_and_everything_a_user_must_read_or_delete_by_hand():
+    """After `sam deploy` a user needs the API's URL, the admin token's parameter, and every queue
+    and event bus to read; a retained table outlives the stack, so it is named to delete."""
+    outputs = TEMPLATE.doc["Outputs"]
+    named = set().union(*(_referenced(output["Value"]) for output in outputs.values()))
+    must = {
+        logical_id
+        for logical_id, resource in TEMPLATE.resources.items()
+        if resource["Type"] in ("AWS::SQS::Queue", "AWS::Events::EventBus")
+        or (
+            resource["Type"] == "AWS::DynamoDB::Table"
+            and resource.get("DeletionPolicy") == "Retain"
+        )
+    }
+    assert {"TallyApi", "AdminTokenParameterName", "FunctionLogGroup"} | must <= named
+    assert "https://${TallyApi}.execute-api." in outputs["ApiUrl"]["Value"]["Fn::Sub"]
+
+
 def test_every_function_has_a_sample_event():
     named = {fn.handler.rsplit(".", 1)[0] for fn in FUNCTIONS.values()}
     assert named == {p.stem for p in EVENTS.glob("*.json")}
