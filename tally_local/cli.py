@@ -71,8 +71,11 @@ def serve(args: argparse.Namespace) -> int:
     # One line per request: EMF metric lines only when asked (POWERTOOLS_METRICS_DISABLED=false).
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     created = dynamodb.ensure_tables(dynamodb.client(endpoint), template)
-    # A fresh endpoint (the embedded one, or another whose tables were just made) gets the demo.
-    demo = bool(embedded or created) and seed_demo(dynamodb.client(endpoint))
+    # A DynamoDB tally serve started (fresh, or from --state), or another whose tables were just
+    # made, has the demo workspace: made now unless it was there.
+    demo = bool(embedded or created)
+    if demo:
+        seed_demo(dynamodb.client(endpoint))
     for fn in template.functions.values():
         fn.load()  # import every handler now: errors surface at start, not on first request
     gateway = Gateway(template)

@@ -76,6 +76,18 @@ def test_every_function_has_a_sample_event():
     assert named == {p.stem for p in EVENTS.glob("*.json")}
 
 
+def test_the_readme_names_the_function_of_every_sample_event():
+    readme = (ROOT / "README.md").read_text()
+    listed = dict(re.findall(r"^\| `events/(\w+)\.json` \| `(\w+)` \|", readme, re.MULTILINE))
+    assert listed == {fn.handler.rsplit(".", 1)[0]: fn.logical_id for fn in FUNCTIONS.values()}
+
+
+def test_the_deploy_guide_names_every_parameter_and_output_of_the_template():
+    guide = (ROOT / "README.md").read_text().split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
+    for name in [*TEMPLATE.doc["Parameters"], *TEMPLATE.doc["Outputs"]]:
+        assert f"| `{name}` |" in guide, f"{name} is not in the README's Deploying tables"
+
+
 def test_the_layer_pins_what_pyproject_pins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lines = (ROOT / "shared" / "requirements.txt").read_text().splitlines()

@@ -52,6 +52,46 @@ def _call(url: str, key: str | None = None, *, method: str = "GET", body=None) -
         return err.code, json.loads(err.read())
 
 
+# ------------------------------------------------------------------ the README's Try it
+
+
+def _try_it() -> str:
+    """The README's Try it block, as a user pastes it."""
+    section = (ROOT / "README.md").read_text().split("\n## Try it\n", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_try_it_survives_a_second_paste_and_prints_each_answer_on_its_own_line(tmp_path):
+    port = free_port()
+    serve = started(
+        ["--port", str(port), "--dynamodb-port", str(free_port())],
+        _env(tmp_path),
+        tmp_path / "serve.log",
+    )
+    block = _try_it()
+    assert block.startswith("T=http://127.0.0.1:3000 ")
+    pasted = block.replace("T=http://127.0.0.1:3000", f"T=http://127.0.0.1:{port}", 1)
+    try:  # one terminal, the block pasted twice
+        done = subprocess.run(
+            ["bash", "-c", pasted + pasted], capture_output=True, text=True, timeout=120
+        )
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+
+    assert (done.returncode, done.stderr) == (0, "")
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(answers) == 8 and all(answer["code"] == "200" for answer in answers)
+    first, second = answers[:4], answers[4:]
+    for up, read, stats, _ in (first, second):
+        assert up["data"]["value"] == read["data"]["value"] == stats["data"]["value"] == 1
+        assert up["data"]["id"] == read["data"]["id"] == stats["data"]["id"]
+        assert stats["data"]["stats"]["today"] == {"up": 1, "down": 0}
+    assert first[0]["data"]["workspace_slug"] != second[0]["data"]["workspace_slug"]
+    assert second[3]["data"]["id"] == "demo/visits"
+    assert second[3]["data"]["value"] == first[3]["data"]["value"] + 1
+
+
 # ------------------------------------------------------------------ --state
 
 
