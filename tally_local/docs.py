@@ -62,12 +62,13 @@ def _assets() -> Path:
 
 
 def served(request: Request) -> dict[str, Any]:
-    """The document as this tally serve gives it: its one server is the address the request
+    """The document as this tally serve gives it: its first server is the address the request
     came to (so Swagger UI's "Try it out" calls this serve, whatever its --port), then the
-    document's own servers."""
+    document's servers that are not local (a deployed stack's)."""
     doc = document()
     here = {"url": request.host_url.rstrip("/"), "description": "this tally serve"}
-    doc["servers"] = [here, *(s for s in doc.get("servers", []) if s.get("url") != here["url"])]
+    deployed = [s for s in doc.get("servers", []) if s.get("url", "").startswith("https://")]
+    doc["servers"] = [here, *deployed]
     return doc
 
 

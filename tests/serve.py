@@ -22,6 +22,7 @@ ADMIN = "e2e-admin-token"
 def started(flags: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """`tally serve <flags>` once it says it is ready (its output in `log`): for the tests that
     need a serve Server does not make (its own DynamoDB, a restart on the same tables)."""
+    env = {"TALLY_RUN_DIR": str(log.parent), **env}  # its run file beside its log
     process = subprocess.Popen(
         [TALLY, "serve", *flags], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
     )

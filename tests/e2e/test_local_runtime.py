@@ -153,7 +153,9 @@ def test_tally_serve_state_survives_a_kill_9_and_a_restart_and_history_counts_ea
         _until(lambda: _history_ups(url, key) == 4, log)  # the stream numbered on, read once
     finally:
         second.terminate()
-        second.wait(timeout=60)
+        assert second.wait(timeout=60) == 0  # SIGTERM stops it as Ctrl-C does
+    run_files = {path.name for path in Path(env["TALLY_RUN_DIR"]).iterdir()}
+    assert f"serve-{url.rsplit(':', 1)[1]}.json" not in run_files  # removed at its stop
 
     third, url, log = serve("third.log")
     try:
