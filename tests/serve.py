@@ -35,6 +35,19 @@ def started(flags: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     return process
 
 
+def call(url: str, *, method: str = "GET", key: str | None = None, body=None) -> tuple[int, dict]:
+    """(status, JSON answer) of one request to a tally serve, with `key` as its Bearer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
 # The endpoints a running Server keeps its state on (DynamoDB Local is shared by every test).
 IN_USE: set[str] = set()
 
@@ -92,15 +105,7 @@ class Server:
         return self.log_path.read_text()
 
     def call(self, path: str, *, method: str = "GET", key: str | None = None, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        if key:
-            request.add_header("Authorization", f"Bearer {key}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return call(self.url + path, method=method, key=key, body=body)
 
     def stop(self) -> None:
         if self.process.poll() is None:

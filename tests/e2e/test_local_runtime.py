@@ -10,15 +10,13 @@ import os
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tally_local import cli, dynamodb, runfile
 from tests.conftest import ROOT
-from tests.serve import TALLY, free_port, started
+from tests.serve import TALLY, call, free_port, started
 
 pytestmark = pytest.mark.e2e
 
@@ -38,18 +36,6 @@ def _tally(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [TALLY, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
     )
-
-
-def _call(url: str, key: str | None = None, *, method: str = "GET", body=None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 # ------------------------------------------------------------------ the README's Try it
@@ -103,7 +89,7 @@ def own_dynamodb(dynamodb_backend) -> list[str]:
 
 
 def _history_ups(url: str, key: str) -> int:
-    status, answer = _call(f"{url}/v2/acme/visits/history?group_by=hour", key)
+    status, answer = call(f"{url}/v2/acme/visits/history?group_by=hour", key=key)
     assert status == 200, answer
     return sum(point["up"] for point in answer["data"]["points"])
 
@@ -130,16 +116,16 @@ def test_tally_serve_state_survives_a_kill_9_and_a_restart_and_history_counts_ea
     first, url, log = serve("first.log")
     try:
         assert f"state: {state.resolve()}/" in log.read_text()
-        status, made = _call(
+        status, made = call(
             f"{url}/admin/workspaces",
-            "local-admin-token",
+            key="local-admin-token",
             method="POST",
             body={"workspace": "acme"},
         )
         assert status == 201, made
         key = made["api_key"]
         for _ in range(3):
-            assert _call(f"{url}/v2/acme/visits/up", key)[0] == 200
+            assert call(f"{url}/v2/acme/visits/up", key=key)[0] == 200
         _until(lambda: _history_ups(url, key) == 3, log)
     finally:
         first.kill()  # SIGKILL: tally serve says no goodbye
@@ -147,9 +133,9 @@ def test_tally_serve_state_survives_a_kill_9_and_a_restart_and_history_counts_ea
 
     second, url, log = serve("second.log")  # waits for the killed serve's endpoint to be gone
     try:
-        status, read = _call(f"{url}/v2/acme/visits", key)
+        status, read = call(f"{url}/v2/acme/visits", key=key)
         assert (status, read["data"]["value"]) == (200, 3), read  # the saved key still works
-        assert _call(f"{url}/v2/acme/visits/up", key)[1]["data"]["value"] == 4
+        assert call(f"{url}/v2/acme/visits/up", key=key)[1]["data"]["value"] == 4
         _until(lambda: _history_ups(url, key) == 4, log)  # the stream numbered on, read once
     finally:
         second.terminate()
@@ -159,7 +145,7 @@ def test_tally_serve_state_survives_a_kill_9_and_a_restart_and_history_counts_ea
 
     third, url, log = serve("third.log")
     try:
-        assert _call(f"{url}/v2/acme/visits", key)[1]["data"]["value"] == 4
+        assert call(f"{url}/v2/acme/visits", key=key)[1]["data"]["value"] == 4
         time.sleep(2)  # the stream read again from its start: nothing is taken twice
         assert _history_ups(url, key) == 4
     finally:
