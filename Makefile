@@ -16,13 +16,21 @@ DYNAMODB_LOCAL := .dynamodb-local/.installed-$(DYNAMODB_LOCAL_VERSION)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# setuptools tells every editable install to mind same-named folders: noise for a newcomer.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-serve: $(STAMP) dashboard
-	$(BIN)/tally serve
+# `make serve PORT=3100 DYNAMODB_PORT=8100 STATE=.tally/state DYNAMODB=dynamodb-local`, each
+# optional: tally serve's --port, --dynamodb-port, --state and --dynamodb (its defaults: 3000,
+# 8000 or a free port, in memory, moto). `.venv/bin/tally serve --help` says more.
+SERVE_LOCAL := $(filter dynamodb-local,$(DYNAMODB))
+SERVE_FLAGS := $(if $(PORT),--port $(PORT)) $(if $(DYNAMODB_PORT),--dynamodb-port $(DYNAMODB_PORT)) \
+  $(if $(STATE),--state $(STATE)) $(if $(SERVE_LOCAL),--dynamodb dynamodb-local)
+
+serve: $(STAMP) dashboard $(if $(SERVE_LOCAL),dynamodb-local)
+	$(BIN)/tally serve $(strip $(SERVE_FLAGS))
 
 # The dashboard's chart library (uPlot, pinned by dashboard/package-lock.json) into
 # dashboard/vendor/: once, then a no-op until the lockfile changes.

@@ -3,19 +3,21 @@ first request pays before any work) in a fresh interpreter, against the floor ev
 function pays (`import boto3; boto3.client("dynamodb")`), each handler run paired with a floor
 run. A benchmark, not a test.
 
-    .venv/bin/python bench/cold_start.py [--runs 9] [--from-source]
+    .venv/bin/python bench/cold_start.py [--runs 3] [--all | --functions ID ...] [--from-source]
 
 Everything is imported from the layer as `sam build` makes it (shared/Makefile, built here for
 this machine's Python), the way Lambda sees it: the function's code and the layer first on the
 path, and no bytecode written while it runs (Lambda's /opt is read-only). The floor uses the
 same layer's boto3. `--from-source` strips the layer's bytecode from the handlers' side, as
 `BuildMethod: python3.13` shipped it, to show what the bytecode saves.
+
+By default two functions (the hot V2UpFunction, and AccountPutCounterSettingsFunction, which
+parses a body) in about 15 s with the layer's build; the README's table: --all --runs 9 (minutes).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -75,12 +77,34 @@ def _handler_code(fn) -> str:
     return f"import {module}\nfrom tally import aws; aws.dynamodb()"
 
 
+DEFAULT_FUNCTIONS = ["V2UpFunction", "AccountPutCounterSettingsFunction"]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=9)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3, help="pairs per function (default 3)")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--all", action="store_true", help="every function of template.yaml")
+    chosen.add_argument(
+        "--functions",
+        nargs="+",
+        metavar="ID",
+        default=DEFAULT_FUNCTIONS,
+        help=f"functions by logical id (default {' '.join(DEFAULT_FUNCTIONS)})",
+    )
     parser.add_argument("--from-source", action="store_true", help="handlers without bytecode")
     args = parser.parse_args()
     template = Template()
+    unknown = sorted(set(args.functions) - set(template.functions))
+    if unknown and not args.all:
+        parser.error(f"no function {', '.join(unknown)} in template.yaml")
+    functions = (
+        template.functions.values()
+        if args.all
+        else [template.functions[name] for name in args.functions]
+    )
     env = {
         **os.environ,
         **template.environment(),
@@ -97,7 +121,7 @@ def main() -> None:
             handler_layer = Path(tmp) / "source" / "python"
             shutil.copytree(layer, handler_layer, ignore=shutil.ignore_patterns("__pycache__"))
         rows, floors = [], []
-        for fn in sorted(template.functions.values(), key=lambda f: f.logical_id):
+        for fn in sorted(functions, key=lambda f: f.logical_id):
             # Floor and handler back to back, so that both see the same load on the machine.
             code, path = _handler_code(fn), [str(fn.code_uri), str(handler_layer)]
             pairs = [
@@ -108,23 +132,22 @@ def main() -> None:
             handler = [h for _, h in pairs]
             rows.append(
                 (
-                    fn.logical_id,
+                    fn.logical_id + (" (from source)" if args.from_source else ""),
                     statistics.median(handler),
                     statistics.median(f for f, _ in pairs),
                     statistics.median(h / f for f, h in pairs),
                 )
             )
     print(
-        f"floor (import boto3 + DynamoDB client): median {statistics.median(floors) * 1000:.0f} ms"
-        f" of {len(floors)} runs" + (" (handlers from source)" if args.from_source else "")
-    )
-    print(
         "| function | import + init (median) | its floor runs (median) | x floor (median of pairs) |"
     )
     print("| --- | ---: | ---: | ---: |")
+    print(
+        f"| floor: import boto3 + DynamoDB client ({len(floors)} runs) | "
+        f"| {statistics.median(floors) * 1000:.0f} ms | 1.00 |"
+    )
     for name, seconds, floor, ratio in rows:
         print(f"| {name} | {seconds * 1000:.0f} ms | {floor * 1000:.0f} ms | {ratio:.2f} |")
-    print(json.dumps({"worst": round(max(r[3] for r in rows), 2)}))
 
 
 if __name__ == "__main__":

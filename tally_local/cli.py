@@ -2,7 +2,9 @@
 
 tally serve                        every HttpApi route on http://127.0.0.1:3000, DynamoDB on :8000
 tally serve --dynamodb dynamodb-local   the same on AWS's DynamoDB Local (Java 17) instead of moto
-tally invoke <LogicalId> [-e F]    one function once, like `sam local invoke`
+tally serve --state DIR            keep the tables in DIR across restarts (else: in memory)
+tally invoke <LogicalId> [-e F]    one function once, like `sam local invoke`, against the
+                                   running tally serve (found by its file in .tally/)
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tally_local import dynamodb
+from tally_local import dynamodb, ports, runfile
 from tally_local.bus import Bus
 from tally_local.demo import DEMO_KEY, seed_demo
 from tally_local.schedule import Scheduler
@@ -70,19 +73,19 @@ def serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"tally serve: {problem}", file=sys.stderr)
         return 2
-    embedded: Any = None
-    if args.dynamodb == "dynamodb-local":
-        from tally_local.dynamodb_local import DynamoDBLocal
-
-        try:
-            embedded = DynamoDBLocal(host=args.host, port=args.dynamodb_port or 0)
-            endpoint = embedded.start()
-        except DynamoDBLocal.Unavailable as err:
-            print(f"tally serve: DynamoDB Local cannot run here: {err}", file=sys.stderr)
-            return 1
-    elif not endpoint:
-        embedded = dynamodb.EmbeddedDynamoDB(args.host, args.dynamodb_port or 8000).start()
-        endpoint = embedded.endpoint
+    try:  # the API's port first: a port in use is said before anything slow starts
+        listening = ports.listen(args.host, args.port)
+    except ports.InUse as err:
+        print(
+            f"tally serve: {err}: choose another with --port N (make serve PORT=N)", file=sys.stderr
+        )
+        return 1
+    try:
+        embedded, endpoint, state = _start_dynamodb(args, endpoint)
+    except _CannotStart as err:
+        listening.close()
+        print(f"tally serve: {err}", file=sys.stderr)
+        return 1
     bus = Bus([fn for fn in template.functions.values() if fn.rules], call).start(args.host)
     _environment(template, endpoint, bus)
     # One line per request: EMF metric lines only when asked (POWERTOOLS_METRICS_DISABLED=false),
@@ -90,14 +93,23 @@ def serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.pop("TALLY_LOG_SAMPLE_RATE", None)
     created = dynamodb.ensure_tables(dynamodb.client(endpoint), template)
-    # A fresh endpoint (the embedded one, or another whose tables were just made) gets the demo.
-    demo = bool(embedded or created) and seed_demo(dynamodb.client(endpoint))
+    # A DynamoDB tally serve started (fresh, or from --state), or another whose tables were just
+    # made, has the demo workspace: made now unless it was there.
+    demo = bool(embedded or created)
+    if demo:
+        seed_demo(dynamodb.client(endpoint))
     for fn in template.functions.values():
         fn.load()  # import every handler now: errors surface at start, not on first request
     gateway = Gateway(template)
     server = make_server(
-        args.host, args.port, gateway, threaded=True, request_handler=gateway_log.BoundedHandler
+        args.host,
+        args.port,
+        gateway,
+        threaded=True,
+        request_handler=gateway_log.BoundedHandler,
+        fd=listening.fileno(),
     )
+    listening.close()  # the server holds its own copy
     scheduler = Scheduler(
         [fn for fn in template.functions.values() if fn.schedules], args.schedule_interval
     )
@@ -105,8 +117,14 @@ def serve(args: argparse.Namespace) -> int:
     streams = Streams([fn for fn in template.functions.values() if fn.streams], endpoint)
     streams.start()
     routes = [r for r in template.routes() if r.path != "$default"]
+    url = f"http://{args.host}:{server.port}"
+    running = runfile.Serve(os.getpid(), url, server.port, endpoint)
+    try:
+        runfile.write(running)
+    except OSError as err:  # tally invoke then needs --dynamodb-port; serving goes on
+        print(f"tally serve: cannot write {running.path} ({err.strerror})", file=sys.stderr)
     print(
-        f"tally serve: http://{args.host}:{server.server_port} "
+        f"tally serve: {url} "
         f"({len(routes)} routes + $default, {len(template.functions)} functions)\n"
         f"  DynamoDB: {endpoint}"
         + (
@@ -117,6 +135,7 @@ def serve(args: argparse.Namespace) -> int:
             else " (AWS_ENDPOINT_URL_DYNAMODB)"
         )
         + "\n"
+        + f"  state: {state}\n"
         + (
             f"  admin token: {DEFAULT_ADMIN_TOKEN} (set TALLY_ADMIN_TOKEN to change it)\n"
             if os.environ["TALLY_ADMIN_TOKEN"] == DEFAULT_ADMIN_TOKEN
@@ -126,15 +145,19 @@ def serve(args: argparse.Namespace) -> int:
         + (f"  schedules: {scheduler.describe()}\n" if scheduler.plan else "")
         + (f"  streams: {streams.describe()}\n" if streams.pollers else "")
         + (f"  event bus: {bus.endpoint} (one 'event' line per event)\n" if bus.rules else "")
+        + f"  docs: {url}/docs\n"
         + f"  ready in {time.perf_counter() - started:.2f}s",
         file=sys.stderr,
         flush=True,
     )
+    # SIGTERM (kill, a test's terminate) stops it as Ctrl-C does: cleanly, run file removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        runfile.remove(running)
         scheduler.stop()
         streams.stop()  # before the endpoint it reads
         bus.stop()
@@ -142,6 +165,86 @@ def serve(args: argparse.Namespace) -> int:
         if embedded:
             embedded.stop()
     return 0
+
+
+class _CannotStart(Exception):
+    """The DynamoDB tally serve was asked for cannot start; the message says why, in one line."""
+
+
+def _start_dynamodb(args: argparse.Namespace, endpoint: str | None) -> tuple[Any, str, str]:
+    """(what tally serve started, or None; its endpoint; where its state lives, for the banner)."""
+    in_memory = (
+        "in memory: gone when tally serve stops, with the keys it made "
+        "(--state DIR keeps it: make serve STATE=DIR)"
+    )
+    state_dir = Path(args.state).resolve() if args.state else None
+    held: tuple[int, ...] = ()
+    if state_dir:
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise _CannotStart(f"--state {args.state}: {err.strerror}") from err
+        held = (_hold(state_dir),)
+    if args.dynamodb_port is not None and not ports.available(args.host, args.dynamodb_port):
+        raise _CannotStart(
+            f"--dynamodb-port {args.dynamodb_port} is in use: choose another "
+            "(make serve DYNAMODB_PORT=N), or leave it out for a free one"
+        )
+    if endpoint:
+        return None, endpoint, "kept by the DynamoDB at AWS_ENDPOINT_URL_DYNAMODB"
+    if args.dynamodb == "dynamodb-local":
+        from tally_local.dynamodb_local import DynamoDBLocal
+
+        try:
+            local = DynamoDBLocal(
+                host=args.host, port=args.dynamodb_port or 0, db_path=state_dir, keep_fds=held
+            )
+            endpoint = local.start()
+        except DynamoDBLocal.Unavailable as err:
+            raise _CannotStart(f"DynamoDB Local cannot run here: {err}") from err
+        kept = f"{state_dir}/shared-local-instance.db (DynamoDB Local's -dbPath)"
+        return local, endpoint, kept if state_dir else in_memory
+    from tally_local.moto_state import FILE_NAME, SAVE_EVERY_S
+
+    port = args.dynamodb_port
+    if port is None:  # the usual 8000, or a free port when something else has it
+        port = dynamodb.DEFAULT_PORT if ports.available(args.host, dynamodb.DEFAULT_PORT) else 0
+    state_file = state_dir / FILE_NAME if state_dir else None
+    try:
+        embedded = dynamodb.EmbeddedDynamoDB(
+            args.host, port, state=state_file, keep_fds=held
+        ).start()
+    except ports.InUse as err:
+        raise _CannotStart(f"{err}: choose another --dynamodb-port") from err
+    except ValueError as err:  # an unreadable state file
+        raise _CannotStart(f"--state {args.state}: {err}") from err
+    kept = f"{state_file} (saved within {SAVE_EVERY_S:g} s of a change, and at stop)"
+    return embedded, embedded.endpoint, kept if state_file else in_memory
+
+
+STATE_WAIT_S = 15  # for the DynamoDB of a tally serve that stopped to finish with --state DIR
+
+
+def _hold(state_dir: Path) -> int:
+    """An exclusive lock on DIR/.lock, held by tally serve and by the DynamoDB it starts (the
+    descriptor is passed on), so it is free only once both are gone, the last save of a killed
+    serve's endpoint included. A second tally serve on DIR waits for that, or is refused."""
+    import fcntl
+
+    fd = os.open(state_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + STATE_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise _CannotStart(
+                    f"--state {state_dir} is in use by another tally serve: stop it, or choose "
+                    "another directory"
+                ) from None
+            time.sleep(0.1)
 
 
 def _endpoint_choice(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -156,6 +259,11 @@ def _endpoint_choice(args: argparse.Namespace) -> tuple[str | None, str | None]:
         return named, (
             f"--dynamodb {args.dynamodb} starts a DynamoDB, but AWS_ENDPOINT_URL_DYNAMODB={named} "
             "names one already running: give one"
+        )
+    if named and args.state:
+        return named, (
+            f"--state keeps the state of a DynamoDB tally serve starts, but "
+            f"AWS_ENDPOINT_URL_DYNAMODB={named} names one that keeps its own: give one"
         )
     return named, None
 
@@ -172,9 +280,15 @@ def invoke(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    endpoint = (
-        os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or f"http://127.0.0.1:{args.dynamodb_port}"
-    )
+    try:
+        event = _read_event(args.event)
+    except _BadEvent as err:
+        print(f"tally invoke: {err}", file=sys.stderr)
+        return 2
+    endpoint, problem = _invoke_endpoint(args)
+    if problem:
+        print(f"tally invoke: {problem}", file=sys.stderr)
+        return 1
     ddb = dynamodb.client(endpoint)
     try:
         dynamodb.ensure_tables(ddb, template)
@@ -185,7 +299,6 @@ def invoke(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    event = _read_event(args.event)
     # Events the function publishes go to the template's rules, as under tally serve.
     bus = Bus([f for f in template.functions.values() if f.rules], call, log=sys.stderr).start()
     _environment(template, endpoint, bus)
@@ -199,11 +312,56 @@ def invoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _invoke_endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The DynamoDB tally invoke uses: AWS_ENDPOINT_URL_DYNAMODB, --dynamodb-port, or the running
+    tally serve's (--port names one of several); else why there is none."""
+    named = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    flag = "--dynamodb-port" if args.dynamodb_port is not None else "--port" if args.port else None
+    if named and flag:
+        return "", f"{flag} and AWS_ENDPOINT_URL_DYNAMODB={named} both name the DynamoDB: give one"
+    if named:
+        return named, None
+    if args.dynamodb_port is not None:
+        return f"http://127.0.0.1:{args.dynamodb_port}", None
+    running, stale = runfile.find()
+    for serve in stale:
+        print(
+            f"tally invoke: the tally serve of {serve.url} (pid {serve.pid}) is gone: "
+            f"its file {serve.path} is removed",
+            file=sys.stderr,
+        )
+    chosen = [serve for serve in running if args.port in (None, serve.port)]
+    if len(chosen) == 1:
+        return chosen[0].dynamodb, None
+    if chosen:
+        urls = ", ".join(serve.url for serve in chosen)
+        return "", f"{len(chosen)} tally serves are running ({urls}): name one with --port N"
+    where = f" on port {args.port}" if args.port else ""
+    return "", (
+        f"no tally serve is running{where} (looked in {runfile.directory()}): start one in "
+        "another terminal (make serve), or name a DynamoDB with --dynamodb-port N or "
+        "AWS_ENDPOINT_URL_DYNAMODB"
+    )
+
+
+class _BadEvent(Exception):
+    """The -e event cannot be used; the message says why, in one line."""
+
+
 def _read_event(path: str | None) -> Any:
     if path is None:
         return {}
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    return json.loads(text)
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as err:
+        raise _BadEvent(f"cannot read the event {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise _BadEvent(f"the event {path} is not UTF-8 text") from err
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        where = "stdin" if path == "-" else path
+        raise _BadEvent(f"the event in {where} is not JSON: {err}") from err
 
 
 def _seconds(text: str) -> float:
@@ -234,7 +392,15 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument(
         "--dynamodb-port",
         type=int,
-        help="its port (default 8000 for moto, a free one for DynamoDB Local)",
+        help="its port (default: 8000 for moto, or a free one if 8000 is taken; a free one for "
+        "DynamoDB Local)",
+    )
+    p_serve.add_argument(
+        "--state",
+        metavar="DIR",
+        help="keep the tables in DIR across restarts (moto: DIR/moto-state.json, saved within "
+        "1 s of a change; DynamoDB Local: its -dbPath). Without it state is in memory and gone "
+        "when tally serve stops",
     )
     p_serve.add_argument(
         "--schedule-interval",
@@ -247,10 +413,16 @@ def main(argv: list[str] | None = None) -> int:
     p_invoke.add_argument("logical_id", help="the function's logical id in template.yaml")
     p_invoke.add_argument("-e", "--event", help="event JSON file ('-' for stdin)")
     p_invoke.add_argument(
+        "--port",
+        type=int,
+        help="the HTTP port of the tally serve to use, when several run (default: the one "
+        "running, found by the file each writes in .tally/, or $TALLY_RUN_DIR)",
+    )
+    p_invoke.add_argument(
         "--dynamodb-port",
         type=int,
-        default=8000,
-        help="the embedded endpoint of a running `tally serve`",
+        help="a DynamoDB on 127.0.0.1 at this port instead (AWS_ENDPOINT_URL_DYNAMODB names "
+        "any other)",
     )
     p_invoke.set_defaults(run=invoke)
     args = parser.parse_args(argv)

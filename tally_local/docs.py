@@ -61,13 +61,24 @@ def _assets() -> Path:
     return Path(str(swagger_ui_path))
 
 
+def served(request: Request) -> dict[str, Any]:
+    """The document as this tally serve gives it: its first server is the address the request
+    came to (so Swagger UI's "Try it out" calls this serve, whatever its --port), then the
+    document's servers that are not local (a deployed stack's)."""
+    doc = document()
+    here = {"url": request.host_url.rstrip("/"), "description": "this tally serve"}
+    deployed = [s for s in doc.get("servers", []) if s.get("url", "").startswith("https://")]
+    doc["servers"] = [here, *deployed]
+    return doc
+
+
 def answer(request: Request) -> Response | None:
     """The answer for /openapi.json, /docs and its assets; None for every other request."""
     if request.method not in ("GET", "HEAD"):
         return None
     path = request.path
     if path == "/openapi.json":
-        return Response(json.dumps(document()), 200, content_type="application/json")
+        return Response(json.dumps(served(request)), 200, content_type="application/json")
     if path in ("/docs", "/docs/"):
         return Response(PAGE, 200, content_type="text/html; charset=utf-8")
     if path.startswith(ASSETS):

@@ -10,33 +10,64 @@ The same endpoint serves DynamoDB Streams, as DynamoDB Local does and as `tally 
 pollers read it (tally_local.streams): moto keeps both services' state in one process, and a
 request names its service in its X-Amz-Target header, so each goes to its own moto app, both
 behind the one lock.
+
+With `--state` (tally serve's `--state DIR`) the process loads its tables from a file when it
+starts and saves them there as it goes (tally_local.moto_state).
 """
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import logging
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tally_local import ports
 from tally_local.dynamodb_local import die_with_parent, end_process
 from tally_local.template import REGION, Template
 
+DEFAULT_PORT = 8000
+# DynamoDB calls that change nothing: any other call makes a --state save due.
+READS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "TransactGetItems",
+        "Query",
+        "Scan",
+        "DescribeTable",
+        "ListTables",
+        "DescribeTimeToLive",
+        "DescribeContinuousBackups",
+        "ListTagsOfResource",
+        "DescribeLimits",
+        "DescribeEndpoints",
+    }
+)
+
 
 class Serialised:
-    """WSGI middleware: one request at a time, the answer read to its end inside the lock."""
+    """WSGI middleware: one request at a time, the answer read to its end inside the lock;
+    `on_write` is called inside it after every DynamoDB call that may have changed something."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], on_write: Callable[[], None] | None = None
+    ) -> None:
         self.app = app
         self.lock = threading.Lock()
+        self.on_write = on_write
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with self.lock:
@@ -47,6 +78,13 @@ class Serialised:
                 close = getattr(result, "close", None)
                 if close:
                     close()
+                if self.on_write and _writes(environ):
+                    self.on_write()
+
+
+def _writes(environ: dict[str, Any]) -> bool:
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    return not target.startswith(STREAMS_TARGET) and target.rpartition(".")[2] not in READS
 
 
 class EmbeddedDynamoDB:
@@ -55,17 +93,23 @@ class EmbeddedDynamoDB:
 
     It runs in a process of its own unless `own_process=False`: moto is pure Python, so in the
     process of `tally serve` it and the handlers share one GIL, and under load a call waited
-    long enough behind handlers to pass tally's 2 s read timeout (a 503 "outcome unknown")."""
+    long enough behind handlers to pass tally's 2 s read timeout (a 503 "outcome unknown").
+    With `state` (a file; own process only) its tables are loaded from it and saved to it.
+    `keep_fds` stay open in its process (tally serve's lock on its --state directory).
+    A port in use raises ports.InUse."""
 
     def __init__(
         self,
         host: str = "127.0.0.1",
-        port: int = 8000,
+        port: int = DEFAULT_PORT,
         *,
         atomic: bool = True,
         own_process: bool = True,
+        state: Path | None = None,
+        keep_fds: tuple[int, ...] = (),
     ) -> None:
         self.host, self.port, self.atomic, self.own_process = host, port, atomic, own_process
+        self.state, self.keep_fds = state, keep_fds
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._process: subprocess.Popen | None = None
@@ -77,25 +121,34 @@ class EmbeddedDynamoDB:
     def start(self) -> EmbeddedDynamoDB:
         if self.own_process:
             return self._start_process()
-        self._server = _server(self.host, self.port, self.atomic)
-        self.port = self._server.server_port  # when asked for port 0
+        self._server = _server(ports.listen(self.host, self.port), self.atomic)
+        self.port = self._server.port  # when asked for port 0
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
 
     def _start_process(self) -> EmbeddedDynamoDB:
         command = [sys.executable, "-m", "tally_local.dynamodb", self.host, str(self.port)]
+        if not self.atomic:
+            command.append("--not-atomic")
+        if self.state:
+            command += ["--state", str(self.state)]
         self._process = subprocess.Popen(
-            command if self.atomic else [*command, "--not-atomic"],
+            command,
             stdout=subprocess.PIPE,
             text=True,
+            pass_fds=self.keep_fds,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         atexit.register(self.stop)
         ready = self._process.stdout.readline() if self._process.stdout else ""
         if not ready.startswith("listening on "):
             self.stop()
-            raise RuntimeError(f"the embedded DynamoDB did not start on {self.endpoint}")
+            if ready.startswith("in use"):
+                raise ports.InUse(ready.partition(": ")[2].strip())
+            if ready.startswith("unreadable"):
+                raise ValueError(ready.partition(": ")[2].strip())
+            raise RuntimeError(f"the embedded DynamoDB did not start on {self.endpoint}: {ready}")
         self.port = int(ready.split()[-1])
         return self
 
@@ -103,7 +156,8 @@ class EmbeddedDynamoDB:
         if self._process is not None:
             process, self._process = self._process, None
             atexit.unregister(self.stop)
-            end_process(process, timeout=5)
+            # With a state file its last save comes first: time for a large one.
+            end_process(process, timeout=60 if self.state else 5)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -144,7 +198,8 @@ def _forget_old_iterators() -> None:
                 del iterators[arn]
 
 
-def _server(host: str, port: int, atomic: bool) -> Any:
+def _server(listening: Any, atomic: bool, on_write: Callable[[], None] | None = None) -> Any:
+    """moto's server on a listening socket (ports.listen); atomic: behind Serialised."""
     from moto.backends import get_backend
     from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
@@ -154,13 +209,17 @@ def _server(host: str, port: int, atomic: bool) -> Any:
         get_backend(service).reset()  # moto's state is per process: start empty
     # This endpoint serves DynamoDB and DynamoDB Streams only.
     app = ByTarget(create_backend_app("dynamodb"), create_backend_app("dynamodbstreams"))
-    return make_server(
+    host, port = listening.getsockname()[:2]
+    server = make_server(
         host,
         port,
-        Serialised(app) if atomic else app,
+        Serialised(app, on_write) if atomic else app,
         threaded=True,
         request_handler=MotoRequestHandler,
+        fd=listening.fileno(),
     )
+    listening.close()  # the server holds its own copy of the socket
+    return server
 
 
 def client(endpoint: str, service: str = "dynamodb", **config: Any) -> Any:
@@ -236,8 +295,75 @@ def _wait_active(ddb: Any, name: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-if __name__ == "__main__":  # the embedded endpoint's own process (EmbeddedDynamoDB.start)
-    host, port, *flags = sys.argv[1:]
-    server = _server(host, int(port), atomic="--not-atomic" not in flags)
-    print(f"listening on {server.server_port}", flush=True)
-    server.serve_forever()
+def _main(argv: list[str]) -> int:
+    """The embedded endpoint's own process (EmbeddedDynamoDB.start). Its first line on stdout is
+    `listening on PORT`, or `in use: ...`. It ends on SIGTERM, which it also gets when tally serve
+    dies (Linux), or when it sees that tally serve is gone; Ctrl-C is tally serve's to handle."""
+    parser = argparse.ArgumentParser(prog="python -m tally_local.dynamodb")
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--not-atomic", action="store_true")
+    parser.add_argument("--state", type=Path, help="load the tables from this file and save them")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _end)
+    try:
+        listening = ports.listen(args.host, args.port)
+    except ports.InUse as err:
+        print(f"in use: {err}", flush=True)
+        return 3
+    saver = None
+    if args.state:
+        from tally_local import moto_state
+
+        try:
+            saved = moto_state.read(args.state)
+        except moto_state.Unreadable as err:
+            print(f"unreadable: {err}", flush=True)
+            return 4
+        server = _server(listening, atomic=True)
+        saver = moto_state.Saver(args.state, server.app.lock)
+        server.app.on_write = saver.changed
+
+        def load() -> None:  # while the main thread serves; tally serve waits for the line
+            ensure_tables(client(f"http://{args.host}:{server.port}"), Template())
+            if saved:
+                moto_state.load(saved)
+            saver.start()
+            print(f"listening on {server.port}", flush=True)
+
+        threading.Thread(target=load, name="state load", daemon=True).start()
+    else:
+        server = _server(listening, atomic=not args.not_atomic)
+        print(f"listening on {server.port}", flush=True)
+    _watch_parent()
+    try:
+        server.serve_forever()
+    finally:
+        if saver:
+            saver.stop()
+    return 0
+
+
+def _end(*_: Any) -> None:
+    """SIGTERM: unwind serve_forever to its `finally` (the last save). Once only: a second
+    SIGTERM (the parent watch's, after the system's) must not cut that save short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)
+
+
+def _watch_parent() -> None:
+    """End this process (as SIGTERM would) when the one that started it is gone: where the
+    system does not signal it (macOS), and as a second guard where it does."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent watch", daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tally_local import ports
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where `make dynamodb-local` installs the npm package (gitignored).
@@ -83,12 +84,6 @@ def find_java() -> str:
     return java
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
     """Linux: a child process (the JVM, the embedded moto) gets SIGTERM when the process that
     started it dies, even by SIGKILL."""
@@ -110,17 +105,28 @@ def end_process(process: subprocess.Popen, timeout: float) -> None:
 
 
 class DynamoDBLocal:
-    """One DynamoDB Local process: in memory, one database for every client (`-sharedDb`, so any
-    credentials and region see the same tables), on a free loopback port unless given one.
+    """One DynamoDB Local process: one database for every client (`-sharedDb`, so any
+    credentials and region see the same tables), on a free loopback port unless given one. In
+    memory, or with `db_path` in that directory (`-dbPath`: shared-local-instance.db, an SQLite
+    file written at every call, so it holds every call that was answered).
 
     The JVM is killed by stop(), at interpreter exit, and (on Linux) when this process dies."""
 
     Unavailable = Unavailable
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 60.0):
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        start_timeout: float = 60.0,
+        db_path: Path | None = None,
+        keep_fds: tuple[int, ...] = (),
+    ):
         self.java = find_java()
         self.jar = find_jar()
         self.host, self.start_timeout = host, start_timeout
+        self.db_path, self.keep_fds = db_path, keep_fds  # keep_fds: open in the JVM too
         self.requested_port = port  # 0: a free one, chosen at start
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
@@ -136,7 +142,7 @@ class DynamoDBLocal:
             f"-Djava.library.path={self.jar.parent / 'DynamoDBLocal_lib'}",
             "-jar",
             str(self.jar),
-            "-inMemory",
+            *(["-dbPath", str(self.db_path)] if self.db_path else ["-inMemory"]),
             "-sharedDb",
             "-disableTelemetry",
             "-port",
@@ -149,7 +155,7 @@ class DynamoDBLocal:
             return self.endpoint
         # A free port can be taken by another process between choosing it and the JVM binding it.
         for _ in range(1 if self.requested_port else 3):
-            self.port = self.requested_port or free_port(self.host)
+            self.port = self.requested_port or ports.free_port(self.host)
             self._log.seek(0)
             self._log.truncate()
             self.process = subprocess.Popen(
@@ -158,6 +164,7 @@ class DynamoDBLocal:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
+                pass_fds=self.keep_fds,
                 preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
             atexit.register(self.stop)
@@ -194,7 +201,7 @@ class DynamoDBLocal:
         return self._log.read().decode(errors="replace")
 
     def stop(self) -> None:
-        """Kill the JVM (in memory: its data is gone). Safe to call twice."""
+        """Kill the JVM (in memory, its data is gone with it). Safe to call twice."""
         process, self.process = self.process, None
         if process is None:
             return

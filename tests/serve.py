@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,20 +12,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tally_local.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 TALLY = str(Path(sys.executable).with_name("tally"))
 ADMIN = "e2e-admin-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def started(flags: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """`tally serve <flags>` once it says it is ready (its output in `log`): for the tests that
     need a serve Server does not make (its own DynamoDB, a restart on the same tables)."""
+    env = {"TALLY_RUN_DIR": str(log.parent), **env}  # its run file beside its log
     process = subprocess.Popen(
         [TALLY, "serve", *flags], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
     )
@@ -39,15 +35,29 @@ def started(flags: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     return process
 
 
+def call(url: str, *, method: str = "GET", key: str | None = None, body=None) -> tuple[int, dict]:
+    """(status, JSON answer) of one request to a tally serve, with `key` as its Bearer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
 # The endpoints a running Server keeps its state on (DynamoDB Local is shared by every test).
 IN_USE: set[str] = set()
 
 
 class Server:
-    """`tally serve` with the operator token ADMIN, its log in `tmp`; with `schedule_interval`,
-    Schedule events fire that often. Its DynamoDB is the embedded moto, or with `endpoint` that
-    one (AWS_ENDPOINT_URL_DYNAMODB): emptied first, so tally serve makes the tables and the demo
-    workspace there as it does on its embedded endpoint."""
+    """`tally serve` with the operator token ADMIN, its log and its run file (TALLY_RUN_DIR) in
+    `tmp`; with `schedule_interval`, Schedule events fire that often. Its DynamoDB is the
+    embedded moto, or with `endpoint` that one (AWS_ENDPOINT_URL_DYNAMODB): emptied first, so
+    tally serve makes the tables and the demo workspace there as it does on its embedded
+    endpoint."""
 
     def __init__(
         self, tmp: Path, *, schedule_interval: float | None = 1, endpoint: str | None = None
@@ -58,6 +68,7 @@ class Server:
         self.log_path = tmp / "serve.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
         env["TALLY_ADMIN_TOKEN"] = ADMIN
+        env["TALLY_RUN_DIR"] = str(tmp)  # where tally invoke, given this env, finds it
         if endpoint:
             from tally_local import dynamodb
             from tally_local.template import Template
@@ -94,15 +105,7 @@ class Server:
         return self.log_path.read_text()
 
     def call(self, path: str, *, method: str = "GET", key: str | None = None, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        if key:
-            request.add_header("Authorization", f"Bearer {key}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return call(self.url + path, method=method, key=key, body=body)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -53,7 +53,9 @@ def operator(request: Request) -> Grant:
     identity = request.identity
     if identity.token is None and identity.refusal:  # a malformed Authorization
         raise identity.refusal
-    admin.check_admin_token(identity.token)
+    admin.check_admin_token(
+        identity.token, identity.caller.workspace if identity.caller is not None else None
+    )
     return Grant(None, False, "operator")
 
 

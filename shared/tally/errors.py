@@ -23,7 +23,11 @@ class BadRequest(TallyError):
 class Unauthorized(TallyError):
     status, kind = 401, "user"
 
-    def __init__(self, message: str = "a valid API key is required", **kw) -> None:
+    def __init__(
+        self,
+        message: str = "a valid API key is required: send it as Authorization: Bearer <key>",
+        **kw,
+    ) -> None:
         super().__init__(message, **kw)
         self.headers["WWW-Authenticate"] = 'Bearer realm="tally"'
 

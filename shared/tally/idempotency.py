@@ -167,11 +167,15 @@ def once(
         answer = apply(data={"scope": scope, "key": key, "request": fingerprint}, attempt=attempt)
     except IdempotencyValidationError as err:
         raise Unprocessable(
-            "this Idempotency-Key was used with a different request",
+            "this Idempotency-Key was used with a different request: send a new key with a new "
+            "request",
             fields={"Idempotency-Key": "reused with another method, path or body"},
         ) from err
     except IdempotencyAlreadyInProgressError as err:
-        refusal = Conflict("a request with this Idempotency-Key is still in progress")
+        refusal = Conflict(
+            "a request with this Idempotency-Key is still in progress: send it again after "
+            "Retry-After seconds to get its answer"
+        )
         refusal.headers["Retry-After"] = "1"
         raise refusal from err
     except IdempotencyPersistenceLayerError as err:

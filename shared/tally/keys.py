@@ -47,7 +47,10 @@ class Caller:
 
     def require(self, scope: str) -> None:
         if not self.can(scope):
-            raise Forbidden(f"this API key lacks the '{scope}' scope")
+            raise Forbidden(
+                f"this API key lacks the '{scope}' scope: use a key with "
+                + " or ".join(s for s in SCOPES if scope in _GRANTS[s])
+            )
 
 
 @dataclass(frozen=True)

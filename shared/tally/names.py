@@ -1,4 +1,4 @@
-"""Validation of the names callers choose (SPEC: Identity and keys)."""
+"""Validation of what callers name and send: workspaces, counters and signed 64-bit values."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def int64(text: str | None, field: str) -> int:
     """A signed decimal integer within 64 bits; anything else (1.5, 1e3, 0x10, --1, '') is a 400."""
     if text is None or not _INTEGER.fullmatch(text):
         raise BadRequest(
-            f"{field} must be a signed decimal integer", fields={field: "a signed 64-bit integer"}
+            f"{field} must be a signed decimal integer such as 42 or -7 (no decimals, exponents "
+            "or hex)",
+            fields={field: "a signed 64-bit integer"},
         )
     number = int(text)
     if not INT64_MIN <= number <= INT64_MAX:

@@ -74,5 +74,11 @@ def decode(cursor: str, rules: dict[str, re.Pattern[str]]) -> dict[str, str]:
     return fields
 
 
+CURSOR_REFUSAL = (
+    "cursor is not one this API gave: pass back a page's next_cursor as it is, or leave cursor "
+    "out for the first page"
+)
+
+
 def _invalid() -> BadRequest:
-    return BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
+    return BadRequest(CURSOR_REFUSAL, fields={"cursor": "invalid"})

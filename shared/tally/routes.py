@@ -60,5 +60,7 @@ def no_route(method: str, path: str) -> Exception:
     # A route of this very method matches the decoded path, yet the gateway did not route it
     # there: the path held an encoded separator (%2F), so it is no route at all.
     if allowed and method not in allowed:
-        return MethodNotAllowed(f"{method} is not allowed on {path}", allow=allowed)
+        return MethodNotAllowed(
+            f"{method} is not allowed on {path}: use {' or '.join(allowed)}", allow=allowed
+        )
     return NotFound(f"no route for {method} {path}")

@@ -33,6 +33,7 @@ from tally.config import settings
 from tally.errors import BadRequest, Conflict, NotFound, Unavailable
 from tally.items import webhook as stored
 from tally.items.webhook import Delivery, Webhook
+from tally.pages import CURSOR_REFUSAL
 from tally.telemetry import count, logger
 
 MOST_PER_WORKSPACE = 10
@@ -129,7 +130,7 @@ def deliveries(
     if get(workspace, webhook_id, client=client) is None:
         raise NotFound(f"no webhook '{webhook_id}' in this workspace")
     if cursor is not None and not _valid_cursor(cursor):
-        raise BadRequest("cursor is not one this API gave", fields={"cursor": "invalid"})
+        raise BadRequest(CURSOR_REFUSAL, fields={"cursor": "invalid"})
     answer = client.query(
         TableName=settings().webhooks_table,
         **stored.newest_first(workspace, webhook_id, limit, cursor),

@@ -129,7 +129,7 @@ def create(
     except ClientError as err:
         reasons = err.response.get("CancellationReasons") or []
         if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-            raise Conflict(f"workspace '{workspace}' already exists") from err
+            raise Conflict(f"workspace '{workspace}' already exists: choose another name") from err
         raise
     forget(workspace)  # this container may remember it as absent
     return issued

@@ -18,12 +18,23 @@ def client(api) -> Client:
     return api.client
 
 
-def test_openapi_json_is_the_document(client):
+def test_openapi_json_is_the_document_with_this_serve_as_its_first_server(client):
     response = client.get("/openapi.json")
 
     assert response.status_code == 200
     assert response.mimetype == "application/json"
-    assert json.loads(response.get_data()) == document()
+    served = json.loads(response.get_data())
+    assert served["servers"][0] == {"url": "http://localhost", "description": "this tally serve"}
+    assert {**served, "servers": document()["servers"]} == document()
+    assert served["servers"][1:] == [s for s in document()["servers"] if "amazonaws" in s["url"]]
+
+
+def test_try_it_out_calls_the_serve_that_gave_the_document_whatever_its_port(client):
+    served = client.get("/openapi.json", base_url="http://127.0.0.1:3123")
+
+    servers = [server["url"] for server in json.loads(served.get_data())["servers"]]
+    assert servers[0] == "http://127.0.0.1:3123"
+    assert not [url for url in servers[1:] if not url.startswith("https://")]  # no other serve
 
 
 def test_the_docs_page_loads_swagger_ui_from_local_assets_only(client):

@@ -51,9 +51,55 @@ def test_every_function_has_one_route_or_only_background_triggers_and_a_unique_m
         assert (len(fn.routes), bool(background)) in ((1, False), (0, True)), fn.logical_id
 
 
+def _referenced(value) -> set[str]:
+    """The logical ids an output's value names (Ref, GetAtt, Sub), anywhere inside it."""
+    if isinstance(value, dict):
+        found = {value["Ref"]} if "Ref" in value else set()
+        if "Fn::GetAtt" in value:
+            found.add(value["Fn::GetAtt"][0])
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            found |= {
+                name.split(".")[0] for name in re.findall(r"\$\{([\w.]+)\}", value["Fn::Sub"])
+            }
+        return found.union(*(_referenced(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_referenced(v) for v in value))
+    return set()
+
+
+def test_the_outputs_name_the_api_and_everything_a_user_must_read_or_delete_by_hand():
+    """After `sam deploy` a user needs the API's URL, the admin token's parameter, and every queue
+    and event bus to read; a retained table outlives the stack, so it is named to delete."""
+    outputs = TEMPLATE.doc["Outputs"]
+    named = set().union(*(_referenced(output["Value"]) for output in outputs.values()))
+    must = {
+        logical_id
+        for logical_id, resource in TEMPLATE.resources.items()
+        if resource["Type"] in ("AWS::SQS::Queue", "AWS::Events::EventBus")
+        or (
+            resource["Type"] == "AWS::DynamoDB::Table"
+            and resource.get("DeletionPolicy") == "Retain"
+        )
+    }
+    assert {"TallyApi", "AdminTokenParameterName", "FunctionLogGroup"} | must <= named
+    assert "https://${TallyApi}.execute-api." in outputs["ApiUrl"]["Value"]["Fn::Sub"]
+
+
 def test_every_function_has_a_sample_event():
     named = {fn.handler.rsplit(".", 1)[0] for fn in FUNCTIONS.values()}
     assert named == {p.stem for p in EVENTS.glob("*.json")}
+
+
+def test_the_readme_names_the_function_of_every_sample_event():
+    readme = (ROOT / "README.md").read_text()
+    listed = dict(re.findall(r"^\| `events/(\w+)\.json` \| `(\w+)` \|", readme, re.MULTILINE))
+    assert listed == {fn.handler.rsplit(".", 1)[0]: fn.logical_id for fn in FUNCTIONS.values()}
+
+
+def test_the_deploy_guide_names_every_parameter_and_output_of_the_template():
+    guide = (ROOT / "README.md").read_text().split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
+    for name in [*TEMPLATE.doc["Parameters"], *TEMPLATE.doc["Outputs"]]:
+        assert f"| `{name}` |" in guide, f"{name} is not in the README's Deploying tables"
 
 
 def test_the_layer_pins_what_pyproject_pins():

@@ -4,6 +4,7 @@ against its embedded DynamoDB endpoint."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tally_local import runfile
 from tally_local.demo import DEMO_KEY
 from tests.conftest import ROOT
 from tests.serve import ADMIN, TALLY, Server, free_port, started
@@ -94,18 +96,45 @@ def test_given_an_endpoint_tally_serve_uses_it_and_starts_no_embedded_moto(serve
     assert server.call("/v2/demo/visits", key=DEMO_KEY)[0] == 200  # fresh tables: the demo
 
 
-def test_tally_invoke_runs_a_function_against_the_running_serve(server):
+def test_tally_invoke_runs_a_function_against_the_running_serve_whatever_its_ports(server):
+    """No flag: tally invoke finds the serve by the file it writes (moto: on its random
+    --dynamodb-port; DynamoDB Local: named by the environment they share)."""
     before = server.call("/v2/demo/visits", key=DEMO_KEY)[1]["data"]["value"]
 
-    done = invoke(
-        server, ["V2UpFunction", "-e", "events/v2_up.json", "--dynamodb-port", str(server.ddb_port)]
-    )
+    done = invoke(server, ["V2UpFunction", "-e", "events/v2_up.json"])
 
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["data"]["value"] == before + 1
     assert server.call("/v2/demo/visits", key=DEMO_KEY)[1]["data"]["value"] == before + 1
+
+
+def test_tally_invoke_beside_two_serves_asks_which_and_takes_the_one_named(server, monkeypatch):
+    env = {k: v for k, v in server.env.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    monkeypatch.setenv("TALLY_RUN_DIR", env["TALLY_RUN_DIR"])
+    other = runfile.Serve(os.getpid(), "http://127.0.0.1:1", 1, server.ddb_endpoint)  # alive
+    runfile.write(other)
+    try:
+        asked = invoke(server, ["V2UpFunction", "-e", "events/v2_up.json"], env)
+        named = invoke(
+            server, ["V2UpFunction", "-e", "events/v2_up.json", "--port", str(server.port)], env
+        )
+    finally:
+        other.path.unlink()
+
+    assert asked.returncode == 1
+    assert "2 tally serves are running" in asked.stderr and "--port N" in asked.stderr
+    assert f"{server.url}" in asked.stderr
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout)["statusCode"] == 200
+
+
+def test_the_banner_says_where_the_state_is_kept(server):
+    if server.endpoint:
+        assert "state: kept by the DynamoDB at AWS_ENDPOINT_URL_DYNAMODB" in server.log()
+    else:
+        assert "state: in memory: gone when tally serve stops" in server.log()
 
 
 def test_tally_invoke_without_an_endpoint_says_what_to_do(server):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import boto3
 import pytest
 from moto.dynamodb.models.dynamo_type import DynamoType
 
@@ -95,3 +96,75 @@ def test_the_embedded_endpoint_runs_in_a_process_of_its_own_and_ends_with_stop()
     finally:
         server.stop()
     assert child.wait(timeout=5) is not None
+
+
+# ------------------------------------------------------------------ --state (tally_local.moto_state)
+
+
+def _stream_numbers(client) -> list[int]:
+    from tally_local.streams import read_all
+
+    streams = dynamodb.client(client.meta.endpoint_url, "dynamodbstreams")
+    return [
+        int(r["dynamodb"]["SequenceNumber"]) for r in read_all(client, streams, "CountersTable")
+    ]
+
+
+def _change(client, counter: str) -> None:
+    client.update_item(
+        TableName="CountersTable",
+        Key={"workspace": {"S": "w"}, "counter": {"S": counter}},
+        UpdateExpression="ADD v :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+
+
+def test_a_saved_state_loads_whole_and_its_stream_numbers_on_from_the_saved_records(tmp_path):
+    """What a restart needs: the items, and the stream's records (a change not yet delivered is
+    delivered after it), new records numbered after them (history skips by number)."""
+    path = tmp_path / "state.json"
+    first = dynamodb.EmbeddedDynamoDB(port=0, state=path).start()
+    try:
+        client = dynamodb.client(first.endpoint)
+        _change(client, "a")
+        _change(client, "a")
+        _change(client, "b")
+        numbers = _stream_numbers(client)
+    finally:
+        first.stop()  # SIGTERM: the last save
+
+    second = dynamodb.EmbeddedDynamoDB(port=0, state=path).start()
+    try:
+        client = dynamodb.client(second.endpoint)
+        items = client.scan(TableName="CountersTable")["Items"]
+        assert {(i["counter"]["S"], i["v"]["N"]) for i in items} == {("a", "2"), ("b", "1")}
+        assert _stream_numbers(client) == numbers  # the records kept, as they were
+        _change(client, "b")
+        assert _stream_numbers(client) == [*numbers, numbers[-1] + 1]
+    finally:
+        second.stop()
+
+
+def test_a_save_keeps_the_last_24_hours_of_stream_records():
+    """DynamoDB keeps a stream's records for 24 hours; so does a save, and the first it keeps
+    keeps its number."""
+    from moto import mock_aws
+
+    from tally_local import moto_state
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.ensure_tables(client, TEMPLATE)
+        for counter in ("a", "b", "c"):
+            _change(client, counter)
+        now = time.time()
+        saved = {t["name"]: t for t in moto_state.snapshot(now=now)["tables"]}["CountersTable"]
+        later = {t["name"]: t for t in moto_state.snapshot(now=now + 86_400 + 60)["tables"]}
+
+    records = saved["stream"]["records"]  # (moto records an update that makes an item twice)
+    assert {r["dynamodb"]["Keys"]["counter"]["S"] for r in records} == {"a", "b", "c"}
+    assert later["CountersTable"]["stream"] == {
+        "first_sequence_number": saved["stream"]["first_sequence_number"] + len(records),
+        "records": [],
+    }
+    assert len(later["CountersTable"]["items"]) == 3  # items are kept whatever their age
