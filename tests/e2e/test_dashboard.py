@@ -168,6 +168,7 @@ def test_an_admin_sets_up_a_counter_and_sees_its_value_and_chart_change(visit, s
     page.wait_for_selector("#history-caption:has-text('0 up')")
     assert page.text_content("#description") == XSS  # shown as text, never as markup
     assert page.locator("main img").count() == 0
+    page.wait_for_selector("#counter-settings dd")  # drawn after the history, in the same poll
     assert "Upper bound100" in page.text_content("#counter-settings")
     chart = page.locator("#history-chart canvas")
     before = chart.screenshot()
