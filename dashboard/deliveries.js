@@ -5,7 +5,7 @@
 import { call, pages } from "/dashboard/api.js";
 import { fill, h, link, table, when } from "/dashboard/dom.js";
 
-export const POLL_MS = 5000;
+const POLL_MS = 5000;
 
 export async function show(ctx, main, id) {
   const hook = (await call("GET", "/account/webhooks")).body.list.find((w) => w.id === id);

@@ -6,7 +6,7 @@ import { call } from "/dashboard/api.js";
 import { ask, field, fill, group, h, link, say, showFieldErrors, showSecret, table, when } from "/dashboard/dom.js";
 
 // The event types, in the order the API documents them, each with what it means.
-export const EVENTS = [
+const EVENTS = [
   ["tally.counter.threshold_crossed", "Billing threshold crossed"],
   ["tally.counter.bound_reached", "Bound reached"],
   ["tally.counter.alert", "Alert level reached"],
