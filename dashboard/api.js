@@ -69,22 +69,30 @@ export const path = {
 };
 
 // A list the API gives a page at a time (next_cursor): more() adds the next page of 50,
-// more(true) starts again from the newest; items, total and done say what is loaded.
+// more(true) starts again from the newest, and fresh() does that only if the newest page changed
+// since (If-None-Match: an unchanged one costs a 304), answering whether it did; items, total
+// and done say what is loaded.
 export function pages(from) {
+  let newest = null; // the first page's ETag
+  async function read(after, etag) {
+    const query = `limit=50${after ? `&cursor=${encodeURIComponent(after)}` : ""}`;
+    const answer = await call("GET", `${from}?${query}`, { etag });
+    if (answer.status === 304) return false;
+    const page = answer.body;
+    if (!after) newest = answer.etag;
+    list.items = after ? list.items.concat(page.list) : page.list;
+    list.total = page.total;
+    list.cursor = page.next_cursor;
+    list.done = !page.next_cursor;
+    return true;
+  }
   const list = {
     items: [],
     total: 0,
     cursor: null,
     done: false,
-    async more(again = false) {
-      const after = again ? null : list.cursor;
-      const query = `limit=50${after ? `&cursor=${encodeURIComponent(after)}` : ""}`;
-      const page = (await call("GET", `${from}?${query}`)).body;
-      list.items = again ? page.list : list.items.concat(page.list);
-      list.total = page.total;
-      list.cursor = page.next_cursor;
-      list.done = !page.next_cursor;
-    },
+    more: (again = false) => read(again ? null : list.cursor, null),
+    fresh: () => read(null, newest),
   };
   return list;
 }

@@ -7,17 +7,19 @@ import { fill, h, say } from "/dashboard/dom.js";
 
 // The navigation: a page is one entry here and one module, loaded when first shown, whose
 // show(ctx, main, arg) draws it (and may return a function that stops its timers). A new panel
-// (webhooks) is one more entry and one more module.
+// is one more entry and one more module.
 const PAGES = [
   { route: "counters", title: "Counters", scope: "read", load: () => import("/dashboard/counters.js") },
   { route: "invoices", title: "Invoice items", scope: "read", load: () => import("/dashboard/invoices.js") },
   { route: "keys", title: "API keys", scope: "admin", load: () => import("/dashboard/keys.js") },
+  { route: "webhooks", title: "Webhooks", scope: "admin", load: () => import("/dashboard/webhooks.js") },
   { route: "workspace", title: "Workspace", scope: "admin", load: () => import("/dashboard/workspace.js") },
 ];
-// Pages reached from others, not from the navigation.
+// Pages reached from others, not from the navigation (which marks the page they belong to).
 const INNER = {
-  counter: { scope: "read", load: () => import("/dashboard/counter.js") },
-  setup: { scope: "admin", load: () => import("/dashboard/setup.js") },
+  counter: { scope: "read", under: "counters", load: () => import("/dashboard/counter.js") },
+  setup: { scope: "admin", under: "counters", load: () => import("/dashboard/setup.js") },
+  deliveries: { scope: "admin", under: "webhooks", load: () => import("/dashboard/deliveries.js") },
 };
 const GRANTS = { read: ["read"], write: ["read", "write"], admin: ["read", "write", "admin"] };
 
@@ -145,7 +147,7 @@ async function route() {
     location.replace("#/counters");
     return;
   }
-  header(PAGES.includes(page) ? name : "counters");
+  header(page.under || name);
   say("");
   fill(main);
   try {

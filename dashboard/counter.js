@@ -21,6 +21,15 @@ function series(buckets, labels) {
   return [labels.map((_, i) => i), labels.map((l) => buckets[l].up), labels.map((l) => buckets[l].down)];
 }
 
+// An alert as set, and the value it fires at (a percentage of the upper bound, rounded up, fires
+// at none while there is no upper bound above 0).
+function alertText(alert, upper) {
+  if ("at" in alert) return `at ${alert.at.toLocaleString()}`;
+  const percent = alert.at_percent_of_upper_bound;
+  const level = upper > 0 ? `= ${Math.ceil((upper * percent) / 100).toLocaleString()}` : "never: no upper bound above 0";
+  return `at ${percent} % of the upper bound (${level})`;
+}
+
 export async function show(ctx, main, name) {
   const statsPath = `${path.v2(ctx.workspace, name)}/stats`;
   const state = { etag: null, group: "hour", tz: zone(), historyTag: null, counter: null, timers: [] };
@@ -174,6 +183,10 @@ export async function show(ctx, main, name) {
       h("dt", {}, "Billing"),
       h("dd", {}, s.billing
         ? `${cents(s.billing.amount)} (“${s.billing.description}”) per ${s.billing.threshold.toLocaleString()}`
+        : "none"),
+      h("dt", {}, "Alerts"),
+      h("dd", { id: "counter-alerts" }, s.alerts.length
+        ? h("ul", { class: "plain" }, s.alerts.map((a) => h("li", {}, alertText(a, s.upper_bound))))
         : "none"),
     );
     return s;

@@ -61,8 +61,38 @@ export function field(label, control, { hint, name } = {}) {
   );
 }
 
+// A group of controls (checkboxes, rows of fields) under a legend: named like a field, so an
+// API refusal of the whole group ("events", "alerts") lands under it.
+export function group(legend, children, { hint, name, id } = {}) {
+  const gid = id || `field-${++controls}`;
+  return h(
+    "fieldset",
+    {
+      id: gid,
+      class: "group",
+      tabindex: -1, // focusable when it is what the API refused
+      "data-field": name,
+      "aria-describedby": [hint ? `${gid}-hint` : null, `${gid}-error`].filter(Boolean).join(" "),
+    },
+    h("legend", {}, legend),
+    hint ? h("p", { class: "hint", id: `${gid}-hint` }, hint) : null,
+    children,
+    h("p", { class: "field-error", id: `${gid}-error`, role: "alert" }),
+  );
+}
+
+// The control an API field name belongs to: the one named so, else the nearest named group
+// ("alerts.1.at" lands on the control named "alerts.1", else on "alerts").
+function named(form, name) {
+  for (let n = name; n; n = n.includes(".") ? n.slice(0, n.lastIndexOf(".")) : "") {
+    const control = form.querySelector(`[data-field="${CSS.escape(n)}"]`);
+    if (control) return control;
+  }
+  return null;
+}
+
 // The API's 400 names the fields it refused ("billing.amount"): each message goes under the
-// control whose data-field is that name, and what no control names goes to `rest`.
+// control of that name, and what no control names goes to `rest`.
 export function showFieldErrors(form, error, rest) {
   for (const control of form.querySelectorAll("[data-field]")) {
     control.removeAttribute("aria-invalid");
@@ -71,10 +101,11 @@ export function showFieldErrors(form, error, rest) {
   const fields = (error && error.fields) || {};
   const unplaced = [];
   for (const [name, message] of Object.entries(fields)) {
-    const control = form.querySelector(`[data-field="${CSS.escape(name)}"]`);
+    const control = named(form, name);
     if (control) {
+      const box = document.getElementById(`${control.id}-error`);
       control.setAttribute("aria-invalid", "true");
-      fill(document.getElementById(`${control.id}-error`), message);
+      fill(box, box.textContent ? `${box.textContent}; ${message}` : message);
     } else {
       unplaced.push(`${name}: ${message}`);
     }
@@ -82,6 +113,30 @@ export function showFieldErrors(form, error, rest) {
   fill(rest, error ? [error.message, unplaced.length ? ` (${unplaced.join("; ")})` : ""] : []);
   const first = form.querySelector("[aria-invalid=true]");
   if (first) first.focus();
+}
+
+// A secret shown this once (a new key's, a new webhook's), with a copy button and a way to
+// hide it once stored.
+export function showSecret(box, intro, value) {
+  const secret = h("code", { id: "secret" }, value);
+  const copied = h("span", { class: "hint", "aria-live": "polite" });
+  async function toClipboard() {
+    try {
+      await navigator.clipboard.writeText(value);
+      fill(copied, "Copied.");
+    } catch {
+      getSelection().selectAllChildren(secret); // no clipboard here: selected to copy
+      fill(copied, "Selected: copy it with your keyboard.");
+    }
+  }
+  const copy = h("button", { type: "button", id: "copy", on: { click: toClipboard } }, "Copy");
+  fill(
+    box,
+    h("p", {}, intro),
+    h("div", { class: "secret" }, secret, copy, copied),
+    h("button", { type: "button", class: "quiet", on: { click: () => fill(box) } }, "I have stored it: hide it"),
+  );
+  copy.focus(); // a keyboard user is at the one thing to do next
 }
 
 // A table in a box that scrolls sideways; a column is its title, or [title, class] ("number"

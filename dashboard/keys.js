@@ -2,7 +2,7 @@
 // button, and revocation (a key cannot revoke itself: the one signed in here says so).
 
 import { call, pages } from "/dashboard/api.js";
-import { ask, fill, h, say, table, when } from "/dashboard/dom.js";
+import { ask, fill, h, say, showSecret, table, when } from "/dashboard/dom.js";
 
 const SCOPES = ["read", "write", "admin"];
 
@@ -46,7 +46,7 @@ export async function show(ctx, main) {
     fill(problem);
     try {
       const made = (await call("POST", "/account/api-keys", { body: { scopes } })).body;
-      showSecret(made);
+      showSecret(secretBox, `Key ${made.key_id} (${made.scopes.join(", ")}). Its secret is shown this once: copy it now.`, made.api_key);
       // The list is read from an index that may lag a moment: the new key shows at once here.
       state.items.unshift({ key_id: made.key_id, scopes: made.scopes, created_at: made.created_at, revoked: false, revoked_at: null });
       draw();
@@ -54,33 +54,6 @@ export async function show(ctx, main) {
       fill(secretBox, h("p", { class: "error", role: "alert" }, error.message));
     }
   });
-
-  function showSecret(made) {
-    const secret = h("code", { id: "secret" }, made.api_key);
-    const copied = h("span", { class: "hint", "aria-live": "polite" });
-    fill(
-      secretBox,
-      h("p", {}, `Key ${made.key_id} (${made.scopes.join(", ")}). Its secret is shown this once: copy it now.`),
-      h("div", { class: "secret" }, secret,
-        h("button", {
-          type: "button",
-          id: "copy",
-          on: {
-            click: async () => {
-              try {
-                await navigator.clipboard.writeText(made.api_key);
-                fill(copied, "Copied.");
-              } catch {
-                getSelection().selectAllChildren(secret); // no clipboard here: selected to copy
-                fill(copied, "Selected: copy it with your keyboard.");
-              }
-            },
-          },
-        }, "Copy"),
-        copied),
-      h("button", { type: "button", class: "quiet", on: { click: () => fill(secretBox) } }, "I have stored it: hide it"),
-    );
-  }
 
   function draw() {
     fill(rows, state.items.map((k) => {

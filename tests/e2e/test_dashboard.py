@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's Chromium driven by Playwright, as test_browser.py
 does), against a real `tally serve`: an app owner signs in with a key, sets a counter up, watches
-it change, meets a bound, runs a billing, manages keys; a read key sees and changes nothing.
+it change, meets a bound, runs a billing, manages keys, sets alerts, adds a webhook and sees its
+deliveries; a read key sees and changes nothing.
 
 Each page is kept as a screenshot at desktop width and at 375 px in tests/e2e/artifacts/
 (git-ignored), and no page may log a console error the test did not provoke."""
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook as Verifier
 
 from tests.serve import ADMIN, ROOT, TALLY
 
@@ -165,6 +168,7 @@ def test_an_admin_sets_up_a_counter_and_sees_its_value_and_chart_change(visit, s
     page.wait_for_selector("#history-caption:has-text('0 up')")
     assert page.text_content("#description") == XSS  # shown as text, never as markup
     assert page.locator("main img").count() == 0
+    page.wait_for_selector("#counter-settings dd")  # drawn after the history, in the same poll
     assert "Upper bound100" in page.text_content("#counter-settings")
     chart = page.locator("#history-chart canvas")
     before = chart.screenshot()
@@ -279,6 +283,112 @@ def test_the_workspace_page_shows_its_rate_limit_and_saves_its_default_visibilit
     server.call("/account/settings", method="PUT", key=shop["admin"], body=body)
 
 
+def test_alerts_are_set_in_the_setup_form_and_a_bad_one_is_refused_on_its_row(visit, shop, server):
+    visit.sign_in(shop["admin"])
+    visit.go("#/setup/api_calls", "#setup")
+    page = visit.page
+    alerts = page.locator("#alerts .alert-row")
+    assert alerts.count() == 0
+    for kind, level in [("at", "50"), ("at", "7"), ("at_percent_of_upper_bound", "150")]:
+        page.click("#add-alert")
+        assert page.evaluate("document.activeElement.tagName") == "SELECT"  # the new row's
+        page.select_option("#alerts .alert-row:last-child select", kind)
+        page.fill("#alerts .alert-row:last-child input", level)
+    page.click("#alerts .alert-row:nth-child(2) button:has-text('Remove')")  # the 7
+    assert alerts.count() == 2
+    assert page.get_attribute("#alerts .alert-row:nth-child(2) input", "data-field") == "alerts.1"
+    visit.expected.append(r"status of 400")
+
+    page.click("#setup button[type=submit]")
+
+    # alerts.1.at_percent_of_upper_bound: under the second row's level, and nothing was set.
+    bad = "[data-field='alerts.1'][aria-invalid=true]"
+    page.wait_for_selector(bad)
+    assert "100" in page.text_content(f"{bad} ~ .field-error")
+    assert page.locator("[aria-invalid=true]").count() == 1
+    assert server.call("/account/counters/api_calls/settings", key=shop["admin"])[1]["alerts"] == []
+    visit.shoot("setup-alerts-refused")
+    page.fill(bad, "90")
+    page.click("#setup button[type=submit]")
+
+    page.wait_for_selector("#counter-alerts li")
+    shown = page.locator("#counter-alerts li").all_text_contents()
+    assert shown == ["at 50", "at 90 % of the upper bound (= 90)"]
+    visit.shoot("counter-alerts")
+    stored = server.call("/account/counters/api_calls/settings", key=shop["admin"])[1]
+    assert stored["alerts"] == [{"at": 50}, {"at_percent_of_upper_bound": 90}]
+    assert stored["upper_bound"] == 100 and stored["billing"]["threshold"] == 10  # kept
+
+
+def test_an_admin_adds_a_webhook_sees_its_secret_once_and_its_delivery(
+    visit, shop, server, receiver
+):
+    hook = receiver()
+    visit.sign_in(shop["admin"])
+    visit.go("#/webhooks", "#new-webhook")
+    page = visit.page
+    visit.expected.append(r"status of 400")
+    others = ["counter.threshold_crossed", "counter.bound_reached", "invoice_item.created"]
+    for other in others:  # the alert's event only
+        page.uncheck(f"[id='event-tally.{other}']")
+
+    # By keyboard: Enter in the URL field adds it; a URL tally will not call is refused on it.
+    page.focus("[data-field=url]")
+    page.keyboard.type("http://10.0.0.1/hooks")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-field=url][aria-invalid=true]")
+    page.fill("[data-field=url]", hook.url)
+    page.fill("[data-field=description]", XSS)
+    page.keyboard.press("Enter")
+
+    secret = page.wait_for_selector("#secret").text_content()
+    assert secret.startswith("whsec_")
+    row = page.locator("#webhooks tbody tr", has_text=hook.url)
+    assert row.count() == 1 and "tally.counter.alert" in row.text_content()
+    assert XSS in row.text_content() and page.locator("main img").count() == 0
+    visit.shoot("webhooks-secret")
+    visit.go("#/counters", "#counters")
+    visit.go("#/webhooks", "#webhooks tbody tr")
+    assert secret.split("_", 1)[1] not in page.content()  # shown once, never again
+
+    # A counter with an alert, driven past its level through the API: one delivery, signed
+    # with the secret the page showed.
+    settings = {"upper_bound": 10, "alerts": [{"at": 2}]}
+    put = server.call(
+        "/account/counters/signups/settings", method="PUT", key=shop["admin"], body=settings
+    )
+    assert put[0] == 200, put
+    for _ in range(3):
+        assert server.call("/v2/shop/signups/up", key=shop["admin"])[0] == 200
+    deadline = time.monotonic() + LIVE_S
+    while not hook.got and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(hook.got) == 1, "the alert's event did not reach the webhook"
+    headers, body = hook.got[0]
+    event = Verifier(secret).verify(body, headers)
+    assert event["type"] == "tally.counter.alert" and event["data"]["level"] == 2
+
+    row.locator("a:has-text('Deliveries')").click()
+    delivered = f"#deliveries tr[data-event='{event['id']}'][data-status=delivered]"
+    page.wait_for_selector(delivered, timeout=LIVE_S * 1000)  # the page reads it again
+    cells = page.locator(f"{delivered} td").all_text_contents()
+    assert cells[:2] == ["tally.counter.alert", "delivered"] and cells[2] == "1"
+    assert cells[4] == "200" and cells[5] == "" and cells[6] == "none"
+    assert page.get_attribute("#nav a[aria-current=page]", "href") == "#/webhooks"
+    visit.shoot("webhook-deliveries")
+
+    # Deleted by keyboard, after a confirmation (Tab from Cancel to Delete, Enter).
+    page.click("#nav a:has-text('Webhooks')")
+    page.focus(f"#webhooks tbody tr:has-text('{hook.url}') button.danger")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("dialog[open]")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#no-webhooks:visible")
+    assert server.call("/account/webhooks", key=shop["admin"])[1]["list"] == []
+    visit.shoot("webhooks")
+
+
 def test_a_read_key_sees_the_counters_but_no_setup_or_change_control(visit, shop):
     visit.sign_in(shop["read"])
     page = visit.page
@@ -293,5 +403,7 @@ def test_a_read_key_sees_the_counters_but_no_setup_or_change_control(visit, shop
     visit.go("#/invoices", "#items")
     assert page.locator("#add-item").count() == 0
 
-    visit.go("#/setup/api_calls", "#counters")  # an admin page is not drawn for this key
-    assert "#/counters" in page.url
+    for admin_only in ("#/setup/api_calls", "#/webhooks", "#/deliveries/wh_00000000000000000000"):
+        visit.go("#/invoices", "#items")
+        visit.go(admin_only, "#counters")  # an admin page is not drawn for this key
+        assert "#/counters" in page.url, admin_only
