@@ -27,9 +27,13 @@ def handler(event, context):
             if status == "success"
             for one in derived
         ]
-        failed = {id(found[i][1]): found[i][1] for i in events.publish([e for e, _ in found])}
-        for record in failed.values():
+        refused = events.publish([one for one, _ in found])
+        # A record is retried if any of its events was refused (once, however many were).
+        failed = list(
+            {found[i][1]["dynamodb"]["SequenceNumber"]: found[i][1] for i in refused}.values()
+        )
+        for record in failed:
             error = RuntimeError("EventBridge did not take every event of this record")
             processor.failure_handler(DynamoDBRecord(record), (type(error), error, None))
-    count("EventsPublished", len(found) - len(failed))
+    count("EventsPublished", len(found) - len(refused))
     return processor.response()

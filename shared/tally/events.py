@@ -70,12 +70,11 @@ def derive(record: dict[str, Any]) -> list[Event]:
         return _counter_events(record, images)
     if record["eventName"] == "INSERT":
         item = invoice_item.of(images["NewImage"])
-        at_ms = float(images["ApproximateCreationDateTime"]) * 1000
         return [
             Event(
                 _id(record, INVOICE_ITEM_CREATED),
                 INVOICE_ITEM_CREATED,
-                clock.iso_of_ms(at_ms),
+                item.timestamp,
                 item.workspace,
                 {"invoice_item": invoices.render(item)},
             )
@@ -90,11 +89,7 @@ def _counter_events(record: dict[str, Any], images: dict[str, Any]) -> list[Even
     if before == after:
         return []  # settings, billing marks, first writes of keys alone: no value moved
     workspace, name = stored_counter.names(images["Keys"])
-    at_ms = (
-        new.updated_ms
-        if new.updated_ms != old.updated_ms
-        else float(images["ApproximateCreationDateTime"]) * 1000
-    )
+    at_ms = stored_counter.changed_at_s(old, new, images["ApproximateCreationDateTime"]) * 1000
     base = {"counter": name, "value": after, "previous_value": before}
     found: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
     if new.billing and _upward(before, after, threshold := new.billing[0]):

@@ -50,12 +50,7 @@ def derive(raw: dict[str, Any]) -> Change | None:
     )
     if not sums:
         return None
-    # A change or a set stamps its time on the counter; billing does not, and is placed when
-    # the stream recorded it.
-    if new.updated_ms != old.updated_ms:
-        at_s = new.updated_ms / 1000
-    else:
-        at_s = float(images["ApproximateCreationDateTime"])
+    at_s = stored_counter.changed_at_s(old, new, images["ApproximateCreationDateTime"])
     workspace, counter = stored_counter.names(images["Keys"])
     return Change(workspace, counter, at_s, sums)
 

@@ -197,6 +197,10 @@ def test_invoice_items_from_the_api_and_from_billing_each_publish_one_event(
         ("tally.invoice_item.created", "billing"),
     ]
     assert details[1]["data"]["invoice_item"]["amount"] == 80  # 2 thresholds x 40 cents
+    # when the item was made, as its own timestamp says (the same on every redelivery)
+    assert [d["timestamp"] for d in details] == [
+        d["data"]["invoice_item"]["timestamp"] for d in details
+    ]
 
 
 def test_every_documented_type_has_a_schema_and_every_schema_a_type():

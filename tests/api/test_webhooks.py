@@ -136,6 +136,24 @@ def test_a_bad_alert_is_400_naming_it_and_changes_nothing(api, workspace, alerts
     assert api("GET", path, key=key).body["alerts"] == [{"at": 5}]
 
 
+def test_a_replayed_idempotency_key_makes_one_webhook_and_never_shows_its_secret_again(
+    api, workspace
+):
+    _, key = workspace
+    body = {"url": "http://127.0.0.1:9/", "events": EVENTS}
+    once = {"Idempotency-Key": "hook-1"}
+
+    first = api("POST", "/account/webhooks", key=key, body=body, headers=once)
+    again = api("POST", "/account/webhooks", key=key, body=body, headers=once)
+
+    assert first.status == again.status == 201
+    assert first.body["secret"].startswith("whsec_") and again.body["secret"] is None
+    assert again.body["id"] == first.body["id"]
+    assert [h["id"] for h in api("GET", "/account/webhooks", key=key).body["list"]] == [
+        first.body["id"]
+    ]
+
+
 def test_a_workspace_has_at_most_ten_webhooks(api, workspace):
     _, key = workspace
     body = {"url": "http://127.0.0.1:9/", "events": EVENTS}

@@ -39,6 +39,14 @@ DUE_INDEX = "due"  # the sparse index over DUE: exactly the counters marked due
 _MARK = "due"  # the mark's one value (the index's hash key)
 
 
+def changed_at_s(old: CounterItem, new: CounterItem, approximate_s: float) -> float:
+    """When a stream record's change happened: a change or a set stamps its time on the counter;
+    billing does not, and is placed at the stream's `ApproximateCreationDateTime`."""
+    if new.updated_ms != old.updated_ms:
+        return new.updated_ms / 1000
+    return float(approximate_s)
+
+
 def key(workspace: str, name: str) -> dict[str, Any]:
     return {"workspace": {"S": workspace}, "counter": {"S": name}}
 
