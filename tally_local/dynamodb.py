@@ -198,12 +198,46 @@ def _forget_old_iterators() -> None:
                 del iterators[arn]
 
 
+def keep_streams_through_cancelled_transactions() -> None:
+    """moto cancels a transaction by putting back deep copies of the tables it touched, stream
+    included: every shard iterator handed out before then still reads the old copy's stream,
+    which gets no record again. A stream poller (tally serve's, for history and billing marks)
+    would stall at the first cancelled transaction, as a billing run that loses a race makes
+    one. DynamoDB's streams go on. This keeps each table's own stream across a cancellation,
+    without the records of the writes the cancellation undid (moto wrote them as it went)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    cancellable = DynamoDBBackend.transact_write_items
+    if getattr(cancellable, "keeps_streams", False):
+        return
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        streams = {
+            name: (table, table.stream_shard, len(table.stream_shard.items))
+            for name, table in self.tables.items()
+            if getattr(table, "stream_shard", None) is not None
+        }
+        try:
+            return cancellable(self, transact_items)
+        except Exception:
+            for name, (table, shard, kept) in streams.items():
+                restored = self.tables.get(name)
+                if restored is not None and restored is not table:
+                    del shard.items[kept:]  # the undone writes' records
+                    shard.table, restored.stream_shard = restored, shard
+            raise
+
+    transact_write_items.keeps_streams = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def _server(listening: Any, atomic: bool, on_write: Callable[[], None] | None = None) -> Any:
     """moto's server on a listening socket (ports.listen); atomic: behind Serialised."""
     from moto.backends import get_backend
     from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
+    keep_streams_through_cancelled_transactions()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     for service in ("dynamodb", "dynamodbstreams"):
         get_backend(service).reset()  # moto's state is per process: start empty

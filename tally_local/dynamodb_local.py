@@ -239,10 +239,37 @@ def record_write_units(client: Any) -> WriteUnits:
             params["ReturnConsumedCapacity"] = "TOTAL"
 
     def record(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name not in WRITES:
+            return
         consumed = parsed.get("ConsumedCapacity") or []
         for table in consumed if isinstance(consumed, list) else [consumed]:
             written = table.get("WriteCapacityUnits", table.get("CapacityUnits"))
             units.append((model.name, table["TableName"], written))
+
+    client.meta.events.register("before-parameter-build.dynamodb.*", ask)
+    client.meta.events.register("after-call.dynamodb.*", record)
+    return units
+
+
+READS = ("GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems")
+
+
+def record_read_units(client: Any) -> WriteUnits:
+    """The same for reads: (operation, table, read units, items read) per table of each read."""
+    units = WriteUnits()
+
+    def ask(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in READS:
+            params["ReturnConsumedCapacity"] = "TOTAL"
+
+    def record(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name not in READS:
+            return
+        consumed = parsed.get("ConsumedCapacity") or []
+        items = parsed.get("Count", len(parsed.get("Items", [])) or int("Item" in parsed))
+        for table in consumed if isinstance(consumed, list) else [consumed]:
+            read = table.get("ReadCapacityUnits", table.get("CapacityUnits"))
+            units.append((model.name, table["TableName"], read, items))
 
     client.meta.events.register("before-parameter-build.dynamodb.*", ask)
     client.meta.events.register("after-call.dynamodb.*", record)

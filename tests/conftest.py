@@ -174,6 +174,46 @@ def ddb(dynamodb_backend: Backend, monkeypatch: pytest.MonkeyPatch):
     yield client
 
 
+def streams_client() -> Any:
+    """A DynamoDB Streams client on the backend tally's client uses."""
+    # moto answers on the classic endpoint only (botocore now picks an account-based one)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    return boto3.client(
+        "dynamodbstreams",
+        region_name="us-east-1",
+        endpoint_url=endpoint or "https://streams.dynamodb.us-east-1.amazonaws.com",
+    )
+
+
+class StreamFeed:
+    """Hands the counters table's new stream records to CounterStreamFunction, as Lambda does:
+    each call delivers what was not delivered yet, in one batch; a batch that reports failures
+    is kept from its first failed record on, for the next call."""
+
+    def __init__(self, ddb: Any) -> None:
+        self.ddb, self.streams, self.delivered = ddb, streams_client(), 0
+        self.function = TEMPLATE.functions["CounterStreamFunction"]
+
+    def __call__(self) -> dict:
+        from tally_local.gateway import LambdaContext
+        from tally_local.streams import read_all
+
+        records = read_all(self.ddb, self.streams, "CountersTable")[self.delivered :]
+        if not records:
+            return {"batchItemFailures": []}
+        answer = self.function.load()({"Records": records}, LambdaContext(self.function))
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        failed = [numbers.index(f["itemIdentifier"]) for f in answer["batchItemFailures"]]
+        self.delivered += min(failed, default=len(records))
+        return answer
+
+
+@pytest.fixture
+def counter_stream(ddb) -> StreamFeed:
+    """Call it to run CounterStreamFunction over the counters' stream since the last call."""
+    return StreamFeed(ddb)
+
+
 @pytest.fixture
 def demo(ddb) -> str:
     """The demo workspace (as `tally serve` seeds it); returns its admin key."""
@@ -366,6 +406,12 @@ def record_write_units(client: Any = None) -> list:
     (operation, table, units) per table, in order; `pop()` takes them. Only DynamoDB Local
     counts them as DynamoDB does."""
     return dynamodb_local.record_write_units(client or aws.dynamodb())
+
+
+def record_read_units(client: Any = None) -> list:
+    """The read units (and items) each read of `client` (tally's by default) consumes from now
+    on: (operation, table, units, items); DynamoDB Local only, as for writes."""
+    return dynamodb_local.record_read_units(client or aws.dynamodb())
 
 
 def emitted_metrics(capsys) -> set[str]:

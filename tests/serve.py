@@ -107,6 +107,19 @@ class Server:
     def call(self, path: str, *, method: str = "GET", key: str | None = None, body=None):
         return call(self.url + path, method=method, key=key, body=body)
 
+    def billing_marked(self, workspace: str, counter: str, *, timeout: float = 15) -> None:
+        """Wait until the stream's function has marked a counter due for billing (tally serve
+        reads the counters' stream about once a second)."""
+        from tally_local import dynamodb
+
+        client = dynamodb.client(self.ddb_endpoint)
+        key = {"workspace": {"S": workspace}, "counter": {"S": counter}}
+        deadline = time.monotonic() + timeout
+        while "Item" not in client.get_item(TableName="BillingDueTable", Key=key):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{workspace}/{counter} was not marked due in {timeout} s")
+            time.sleep(0.1)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -1,22 +1,28 @@
 """Threshold billing: for every counter whose value has reached its billing threshold T, one
 invoice item of k * amount (k = value // T) and the counter lowered by k * T, in one transaction.
 
-Finding them: a change that takes a billed counter to T or above marks it due (`mark_if_due`),
-one conditional write at the crossing only; a sparse index over the mark lists exactly the
-marked counters, so a run reads what is due and nothing else.
+Finding them, off the change path: CounterStreamFunction reads every change of the counters
+table from its stream and keeps one mark per counter that is due (`keep_marks`), in the
+billing-due table, holding what the bill needs (tally.items.due). A run reads the marks and
+writes one transaction per counter: one item read and 6 write units per invoiced counter, and
+nothing at all on the request path.
 
 Exactly once, nothing lost:
-  - the counter keeps its billed units, over its life; the transaction requires them to be what
-    the run read, so two runs (or a retried one) cannot both bill the same units;
+  - the counter keeps its billed units, over its life; the transaction requires them (and the
+    billing setting) to be what the mark says, so two runs (or a retried one) cannot both bill
+    the same units, and a mark that lags its counter cannot bill what it no longer is;
   - the invoice item's id is derived from (workspace, counter, billed units): the same units
     always make the same id, and the item is put only if that id does not exist;
-  - the value is lowered with ADD, never SET, so changes landing during the run are kept.
+  - the value is lowered with ADD, never SET, so changes landing during the run are kept; what
+    the mark did not show yet (changes since its stream batch) stays on the counter, and the
+    billing's own stream record marks it again if it is still due.
   Invariant at every moment: billed units + value = the sum of all changes.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +31,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tally import aws, invoices
 from tally.config import settings
 from tally.items import counter as stored
-from tally.items import invoice_item
-from tally.items.counter import CounterItem
+from tally.items import due, invoice_item
+from tally.items.due import Mark
 from tally.telemetry import logger
 
 
@@ -50,113 +56,168 @@ def item_id(workspace: str, counter: str, billed_units: int) -> str:
     return f"ivi_b{digest[:23]}"
 
 
-def mark_if_due(workspace: str, name: str, item: CounterItem, *, client: Any = None) -> None:
-    """Given a counter as a write left it: mark it due if it reached its billing threshold and
-    is not marked yet. The only extra write on the change path, once per crossing. The change
-    has happened whatever this does: if marking fails, the counter's next change marks it."""
-    setting = item.billing
-    if setting is None or item.marked_due or item.value < setting[0]:
-        return
-    try:
-        (client or aws.dynamodb()).update_item(
-            TableName=settings().counters_table,
-            Key=stored.key(workspace, name),
-            **stored.mark_due().params(),
-        )
-    except ClientError as err:
-        if not aws.condition_failed(err):
-            _log_unmarked(workspace, name, err)
-        # the condition failing means marked already, or billed meanwhile: fine
-    except BotoCoreError as err:
-        _log_unmarked(workspace, name, err)
+# ------------------------------------------------------------------ the marks, from the stream
 
 
-def _log_unmarked(workspace: str, name: str, err: Exception) -> None:
-    logger.warning(
-        "could not mark a counter due for billing; its next change will",
-        extra={"workspace": workspace, "counter": name, "error": repr(err)},
-    )
+def keep_marks(records: Iterable[dict[str, Any]], *, client: Any = None) -> list[tuple]:
+    """Bring the marks up to date with a batch of the counters table's stream records (in stream
+    order): per counter, at most one write for the whole batch. Returns (record, error) for
+    every record of a counter whose mark could not be written, so that the batch is retried from
+    the first of them (writing a mark again is harmless).
+
+    A mark is written when a counter becomes due, or when what its bill would be changes: its
+    units billed, its billing setting, or the number of thresholds its value holds; a change
+    that moves none of them leaves the mark as it is (a busy counter's mark is written once per
+    threshold passed, not once per change). It is removed when the counter is due no more."""
+    by_counter: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in records:
+        names = stored.names(record["dynamodb"]["Keys"])
+        by_counter.setdefault(names, []).append(record)
+    client = client or aws.dynamodb()
+    failed = []
+    for (workspace, name), batch in by_counter.items():
+        images = [stored.item(r["dynamodb"].get("OldImage")) for r in batch[:1]]
+        images += [stored.item(r["dynamodb"].get("NewImage")) for r in batch]
+        marks = [due.of_counter(workspace, name, image) for image in images]
+        before, after = marks[0], marks[-1]
+        try:
+            if after is None and any(marks):
+                client.delete_item(
+                    TableName=settings().billing_due_table, Key=due.key(workspace, name)
+                )
+            elif after is not None and _bill_of(after) != _bill_of(before):
+                client.put_item(TableName=settings().billing_due_table, Item=after.raw())
+        except (ClientError, BotoCoreError) as err:  # unreachable, throttled: sent again
+            failed += [(record, err) for record in batch]
+    return failed
 
 
-def due_counters(*, client: Any = None) -> list[tuple[str, str]]:
+def _bill_of(mark: Mark | None) -> tuple | None:
+    """What a run would bill from this mark: equal for two marks, the same bill."""
+    if mark is None:
+        return None
+    return mark.value // mark.threshold, mark.billed, mark.threshold, mark.amount, mark.description
+
+
+# ------------------------------------------------------------------ a run
+
+
+def marks(*, client: Any = None) -> list[Mark]:
     pages = (
         (client or aws.dynamodb())
-        .get_paginator("query")
-        .paginate(TableName=settings().counters_table, **stored.due_query())
+        .get_paginator("scan")
+        .paginate(TableName=settings().billing_due_table, **due.scan())
     )
-    return [stored.names(raw) for page in pages for raw in page["Items"]]
+    return [due.of(raw) for page in pages for raw in page["Items"]]
 
 
 def run(*, client: Any = None, log: Any = None) -> Report:
     """One billing run over every counter marked due. A counter that fails is counted and the
-    run goes on; only a failure to list the due counters fails the run."""
+    run goes on; only a failure to list the marks fails the run."""
     client = client or aws.dynamodb()
     report = Report()
-    for workspace, counter in due_counters(client=client):
+    for mark in marks(client=client):
         report.examined += 1
         try:
-            bill(workspace, counter, report, client=client)
-        except ClientError as err:
-            if aws.error_code(err) != "TransactionCanceledException":
-                _failed(report, log, workspace, counter)
-            else:
-                report.skipped_for_conflict += 1  # another run, or a change, got there first
+            if not _bill(mark, report, client):
+                _bill_afresh(mark, report, client)
         except Exception:  # one counter's failure must not stop the others: count it, go on
-            _failed(report, log, workspace, counter)
+            report.failed += 1
+            if log:
+                log.exception(
+                    "billing failed", extra={"workspace": mark.workspace, "counter": mark.counter}
+                )
     return report
 
 
-def _failed(report: Report, log: Any, workspace: str, counter: str) -> None:
-    report.failed += 1
-    if log:
-        log.exception("billing failed", extra={"workspace": workspace, "counter": counter})
-
-
-def bill(workspace: str, counter: str, report: Report, *, client: Any) -> None:
-    cfg = settings()
-    key = stored.key(workspace, counter)
-    item = stored.item(
-        client.get_item(TableName=cfg.counters_table, Key=key, ConsistentRead=True).get("Item")
-    )
-    if item.billing is None:
-        return _unmark(client, key, always=True)
-    threshold, amount, description = item.billing
-    billed = item.billed_units
+def _bill(mark: Mark, report: Report, client: Any) -> bool:
+    """Bill what the mark shows: True if billed, False if the counter is no longer as the mark
+    says (the transaction's conditions failed: a run or a change got there first)."""
     # Whole thresholds passed; one item holds at most invoices.MAX_AMOUNT cents, and what does
-    # not fit is billed next run.
-    k = min(max(0, item.value // threshold), invoices.MAX_AMOUNT // abs(amount))
-    if k == 0:
-        return _unmark(client, key)
-    units = k * threshold
+    # not fit stays due, for the next run.
+    k = min(mark.value // mark.threshold, invoices.MAX_AMOUNT // abs(mark.amount))
+    if k <= 0:
+        return True  # nothing to bill (a mark is only written at or above the threshold)
+    units = k * mark.threshold
+    cfg = settings()
     record = invoices.record_of(
-        workspace, k * amount, description, "billing", item_id(workspace, counter, billed)
+        mark.workspace,
+        k * mark.amount,
+        mark.description,
+        "billing",
+        item_id(mark.workspace, mark.counter, mark.billed),
     )
-    client.transact_write_items(
-        TransactItems=[
-            {"Put": invoice_item.put_once(cfg.invoice_items_table, record)},
-            {
-                "Update": {
-                    "TableName": cfg.counters_table,
-                    "Key": key,
-                    **stored.bill(units, billed, threshold, amount).params(),
-                }
-            },
-        ]
-    )
+    bill = stored.bill(units, mark.billed, mark.threshold, mark.amount, mark.description)
+    try:
+        client.transact_write_items(
+            TransactItems=[
+                {"Put": invoice_item.put_once(cfg.invoice_items_table, record)},
+                {
+                    "Update": {
+                        "TableName": cfg.counters_table,
+                        "Key": stored.key(mark.workspace, mark.counter),
+                        **bill.params(),
+                    }
+                },
+            ]
+        )
+    except ClientError as err:
+        if aws.error_code(err) == "TransactionCanceledException":
+            return False
+        raise
     report.items.append(invoices.render(record))
     report.items_created += 1
     report.units_billed += units
-    report.cents_billed += k * amount
-    _unmark(client, key)
+    report.cents_billed += k * mark.amount
+    return True
 
 
-def _unmark(client: Any, key: dict[str, Any], *, always: bool = False) -> None:
-    """Drop the mark unless the counter is due again (changes may have landed meanwhile); a mark
-    left behind is harmless: the next run finds nothing to bill and drops it then."""
-    try:
-        client.update_item(
-            TableName=settings().counters_table, Key=key, **stored.unmark(always=always).params()
+def _bill_afresh(mark: Mark, report: Report, client: Any) -> None:
+    """The mark lagged its counter: bill from the counter itself, read strongly (one more read,
+    on this rare path only). A mark that no longer fits the counter is dropped unless the stream
+    wrote a newer one meanwhile; the stream also corrects it after any billing."""
+    cfg = settings()
+    item = stored.item(
+        client.get_item(
+            TableName=cfg.counters_table,
+            Key=stored.key(mark.workspace, mark.counter),
+            ConsistentRead=True,
+        ).get("Item")
+    )
+    fresh = due.of_counter(mark.workspace, mark.counter, item)
+    if fresh is None:
+        try:
+            client.delete_item(
+                TableName=cfg.billing_due_table,
+                Key=due.key(mark.workspace, mark.counter),
+                **due.unchanged(mark).params(),
+            )
+        except ClientError as err:
+            if not aws.condition_failed(err):
+                raise
+        return
+    if not _bill(fresh, report, client):
+        report.skipped_for_conflict += 1  # changed again meanwhile: the next run sees it
+        logger.info(
+            "billing skipped a counter that kept changing",
+            extra={"workspace": mark.workspace, "counter": mark.counter},
         )
-    except ClientError as err:
-        if not aws.condition_failed(err):
-            raise
+
+
+def rebuild_marks(*, client: Any = None) -> int:
+    """Write the mark of every counter that is due now, read from the counters table itself: for
+    a table whose marks were lost or never made (a stack upgraded from unmarked counters).
+    Returns the marks written. A mark it writes that a newer change has made stale is corrected
+    by the next run (`_bill_afresh`)."""
+    client = client or aws.dynamodb()
+    cfg = settings()
+    pages = client.get_paginator("scan").paginate(TableName=cfg.counters_table, ConsistentRead=True)
+    written = 0
+    for page in pages:
+        for raw in page["Items"]:
+            workspace, name = stored.names(raw)
+            mark = due.of_counter(workspace, name, stored.item(raw))
+            if mark is not None:
+                client.put_item(TableName=cfg.billing_due_table, Item=mark.raw())
+                written += 1
+    return written

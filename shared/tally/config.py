@@ -23,6 +23,7 @@ TABLES = {
     "idempotency_table": "IDEMPOTENCY_TABLE",
     "history_table": "HISTORY_TABLE",
     "webhooks_table": "WEBHOOKS_TABLE",
+    "billing_due_table": "BILLING_DUE_TABLE",
 }
 
 
@@ -36,6 +37,7 @@ class Settings:
     idempotency_table: str
     history_table: str
     webhooks_table: str
+    billing_due_table: str
     event_bus: str = "default"
     webhook_dead_letter_queue: str | None = None
     # Webhook URLs: "public-https" deployed; "loopback-http" also takes http://127.0.0.1 (local).

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, billing, clock, counters
+from tally import aws, clock, counters
 from tally.config import settings
 from tally.errors import Conflict
 from tally.items import counter as stored
@@ -65,5 +65,4 @@ def put(
             fields={"lower_bound" if "lower_bound" in change else "upper_bound": "violated"},
         ) from err
     item = stored.item(answer["Attributes"])
-    billing.mark_if_due(workspace, name, item, client=client)
     return read(counters.Counter(workspace, name, item), default_visibility)

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, billing, clock, operation
+from tally import aws, clock, operation
 from tally.clock import Moment
 from tally.config import settings
 from tally.errors import Conflict, TallyError, Unavailable
@@ -222,8 +222,7 @@ def _write(
 ) -> tuple[CounterItem, Refusal | None]:
     """Send a change stamped with the running operation: (the counter as it left it, None), or
     when refused, (the counter as it was, the refusal its failed condition names); APPLIED when
-    an earlier attempt of this operation went through. A counter reaching its billing threshold
-    is marked due."""
+    an earlier attempt of this operation went through."""
     client = client or aws.dynamodb()
     op = operation.current()
     stored.stamp(update, op, at.epoch_ms, operation.REPEAT_WINDOW_MS)
@@ -235,7 +234,6 @@ def _write(
         old = stored.item(err.response.get("Item"))
         return old, update.refusal(err.response.get("Item")) or Refusal.RACED
     item = stored.item(answer["Attributes"])
-    billing.mark_if_due(workspace, name, item, client=client)
     count("CounterChanges")
     return item, None
 

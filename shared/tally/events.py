@@ -87,7 +87,7 @@ def _counter_events(record: dict[str, Any], images: dict[str, Any]) -> list[Even
     new = stored_counter.item(images.get("NewImage"))
     before, after = old.value, new.value
     if before == after:
-        return []  # settings, billing marks, first writes of keys alone: no value moved
+        return []  # settings, first writes of keys alone: no value moved
     workspace, name = stored_counter.names(images["Keys"])
     at_ms = stored_counter.changed_at_s(old, new, images["ApproximateCreationDateTime"]) * 1000
     base = {"counter": name, "value": after, "previous_value": before}

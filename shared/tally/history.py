@@ -4,8 +4,7 @@ buckets in the history table (tally.items.history), one write per bucket per bat
 
 What a change did comes from the stream record's two images: up and down are usage (the totals'
 growth), `value_change` the value's net change (a set or reset, and billing, move it too), and
-`billed` the units a billing run took off. Settings changes and billing marks change none of them
-and are skipped.
+`billed` the units a billing run took off. Settings changes move none of them and are skipped.
 """
 
 from __future__ import annotations

@@ -1,16 +1,36 @@
-"""Threshold billing: exactly once, nothing lost, reading only what is due."""
+"""Threshold billing: exactly once, nothing lost, reading only what is due. The marks a run
+reads are kept by CounterStreamFunction from the counters' stream (`counter_stream()` hands it
+what the stream holds since the last call, as Lambda would)."""
 
 from __future__ import annotations
 
 import contextlib
 
 import pytest
+from botocore.exceptions import ClientError
 
-from tally import billing, counter_settings, counters, invoices
+from tally import aws, billing, counter_settings, counters, invoices
 from tally.bodies import SETTINGS_CHANGE
-from tests.conftest import record_calls
+from tally_local.gateway import LambdaContext
+from tests.conftest import TEMPLATE, record_calls
 
 T, AMOUNT = 1000, 500
+
+
+@pytest.fixture
+def run(counter_stream):
+    """A billing run once the stream has been read up to now (the marks up to date)."""
+
+    def run_(**kwargs) -> billing.Report:
+        assert not counter_stream()["batchItemFailures"]
+        return billing.run(**kwargs)
+
+    return run_
+
+
+def _marks() -> list[tuple[str, int, int]]:
+    """(counter, value, units billed) of every mark."""
+    return sorted((m.counter, m.value, m.billed) for m in billing.marks())
 
 
 def _billed(name: str = "api_calls", threshold: int = T, amount: int = AMOUNT, **bounds) -> None:
@@ -48,11 +68,11 @@ class Faults:
 # ------------------------------------------------------------------ what a run does
 
 
-def test_a_counter_past_its_threshold_is_invoiced_and_lowered(ddb):
+def test_a_counter_past_its_threshold_is_invoiced_and_lowered(ddb, run):
     _billed()
     counters.change("acme", "api_calls", 1000)
 
-    report = billing.run()
+    report = run()
 
     assert (report.items_created, report.units_billed, report.cents_billed) == (1, 1000, 500)
     (item,) = _billing_items()
@@ -65,78 +85,143 @@ def test_a_counter_past_its_threshold_is_invoiced_and_lowered(ddb):
     assert _state(ddb) == (0, 1000)
 
 
-def test_units_above_the_threshold_are_kept_for_the_next_invoice(ddb):
+def test_units_above_the_threshold_are_kept_for_the_next_invoice(ddb, run):
     _billed()
     counters.change("acme", "api_calls", 2500)
 
-    billing.run()
+    run()
 
     assert [i["amount"] for i in _billing_items()] == [2 * AMOUNT]
     assert _state(ddb) == (500, 2000)
     counters.change("acme", "api_calls", 500)
-    billing.run()
+    run()
     assert [i["amount"] for i in _billing_items()] == [AMOUNT, 2 * AMOUNT]
     assert _state(ddb) == (0, 3000)
 
 
-def test_a_counter_below_its_threshold_is_not_even_read(ddb):
+def test_a_counter_below_its_threshold_is_not_even_read(ddb, counter_stream):
     _billed()
     counters.change("acme", "api_calls", 999)
     counters.change("acme", "unbilled", 5000)
+    counter_stream()
     calls = record_calls(ddb)
 
     report = billing.run(client=ddb)
 
-    assert calls == ["Query"]
+    assert calls == ["Scan"]
     assert (report.examined, report.items_created) == (0, 0)
 
 
-def test_marking_due_costs_one_write_at_the_crossing_and_none_after(ddb):
+def test_an_invoiced_counter_costs_a_run_one_read_and_one_transaction(ddb, counter_stream):
+    _billed("a")
+    _billed("b")
+    counters.change("acme", "a", 1000)
+    counters.change("acme", "b", 2000)
+    counter_stream()
+    calls = record_calls(ddb)
+
+    report = billing.run(client=ddb)
+
+    assert report.items_created == 2
+    assert calls == ["Scan", "TransactWriteItems", "TransactWriteItems"]
+
+
+def test_the_change_path_writes_no_mark(ddb):
     _billed()
     counters.change("acme", "api_calls", 998, client=ddb)
     calls = record_calls(ddb)
 
-    counters.change("acme", "api_calls", 1, client=ddb)  # 999: not due
-    assert calls.pop() == ["UpdateItem"]
-    counters.change("acme", "api_calls", 1, client=ddb)  # 1000: crosses
-    assert calls.pop() == ["UpdateItem", "UpdateItem"]
-    counters.change("acme", "api_calls", 1, client=ddb)  # already marked
-    assert calls.pop() == ["UpdateItem"]
+    for _ in range(3):  # 999, then 1000 (crossing), then 1001
+        counters.change("acme", "api_calls", 1, client=ddb)
+        assert calls.pop() == ["UpdateItem"]
 
 
-def test_a_lower_threshold_set_later_marks_the_counter_at_once(ddb):
+def test_a_mark_is_written_at_the_crossing_and_at_each_threshold_not_each_change(
+    ddb, counter_stream
+):
+    _billed()
+    writes = record_calls(tables=True)  # tally's client: the stream function's calls
+
+    counters.change("acme", "api_calls", 999)
+    counter_stream()
+    assert [w for w in writes.pop() if w[1] == "BillingDueTable"] == []
+    counters.change("acme", "api_calls", 1)  # 1000: crosses
+    counter_stream()
+    assert [w for w in writes.pop() if w[1] == "BillingDueTable"] == [
+        ("PutItem", "BillingDueTable")
+    ]
+    for _ in range(5):  # 1001..1005: the same bill, one batch each
+        counters.change("acme", "api_calls", 1)
+        counter_stream()
+    assert [w for w in writes.pop() if w[1] == "BillingDueTable"] == []
+    assert _marks() == [("api_calls", 1000, 0)]
+    counters.change("acme", "api_calls", 995)  # 2000: a second threshold
+    counter_stream()
+    assert _marks() == [("api_calls", 2000, 0)]
+
+
+def test_billing_drops_the_mark_through_the_stream_or_keeps_it_while_still_due(ddb, run):
+    _billed()
+    counters.change("acme", "api_calls", 1500)
+    run()
+    counters.change("acme", "api_calls", 0)  # nothing: the billing's own record is read
+    run()
+    assert _marks() == []
+    counters.change("acme", "api_calls", 600)  # 1100: due again
+    run()
+    assert _state(ddb) == (100, 2000)
+
+
+def test_a_lower_threshold_set_later_marks_the_counter_at_once(ddb, run):
     counters.change("acme", "api_calls", 1500)
     _billed()
 
-    assert billing.run().items_created == 1
+    assert run().items_created == 1
     assert _state(ddb) == (500, 1000)
 
 
-def test_removing_billing_or_raising_the_threshold_bills_nothing(ddb):
+def test_removing_billing_or_raising_the_threshold_bills_nothing(ddb, run, counter_stream):
     _billed("a")
     _billed("b")
     counters.change("acme", "a", 1000)
     counters.change("acme", "b", 1000)
+    counter_stream()
+    assert len(_marks()) == 2
     counter_settings.put("acme", "a", SETTINGS_CHANGE.validate_python({"billing": None}))
     _billed("b", threshold=5000)
 
-    report = billing.run()
+    report = run()
 
     assert report.items_created == 0
-    assert billing.due_counters() == []  # the stale mark was dropped
+    assert _marks() == []  # the stream dropped both marks
 
 
-def test_billing_lowers_the_counter_within_its_bounds_bookkeeping(ddb):
+def test_a_changed_description_is_billed_as_the_counter_says(ddb, counter_stream):
+    _billed()
+    counters.change("acme", "api_calls", 1000)
+    counter_stream()  # marked; the change below is not streamed yet
+    billing_ = {"threshold": T, "amount": AMOUNT, "description": "renamed"}
+    counter_settings.put(
+        "acme", "api_calls", SETTINGS_CHANGE.validate_python({"billing": billing_})
+    )
+
+    report = billing.run()  # the mark still has the old description: the counter's is billed
+
+    assert report.items_created == 1
+    assert [i["description"] for i in _billing_items()] == ["renamed"]
+
+
+def test_billing_lowers_the_counter_within_its_bounds_bookkeeping(ddb, run):
     _billed(upper_bound=1200)
     counters.change("acme", "api_calls", 1200)
 
-    billing.run()
+    run()
 
     assert _state(ddb) == (200, 1000)
     assert counters.change("acme", "api_calls", 1000).value == 1200  # room to 1200 is back
 
 
-def test_a_counter_that_keeps_failing_does_not_stop_the_others(ddb, monkeypatch):
+def test_a_counter_that_keeps_failing_does_not_stop_the_others(ddb, run, monkeypatch):
     _billed("broken")
     _billed("fine")
     counters.change("acme", "broken", 2000)
@@ -149,52 +234,133 @@ def test_a_counter_that_keeps_failing_does_not_stop_the_others(ddb, monkeypatch)
         return record_of(workspace, amount, description, source, item_id)
 
     monkeypatch.setattr(invoices, "record_of", fail_for_broken)
-    report = billing.run()
+    report = run()
 
     assert (report.items_created, report.failed) == (1, 1)
     assert _state(ddb, "fine") == (0, 1000)
     assert _state(ddb, "broken") == (2000, 0)
 
 
-def test_a_bill_too_large_for_one_item_is_billed_in_parts_run_by_run(ddb):
+def test_a_bill_too_large_for_one_item_is_billed_in_parts_run_by_run(ddb, run):
     _billed("huge", threshold=1, amount=10**12)  # one item holds at most 10**12 cents
     counters.change("acme", "huge", 3)
 
-    reports = [billing.run() for _ in range(4)]
+    reports = [run() for _ in range(4)]
 
     assert [r.items_created for r in reports] == [1, 1, 1, 0]
     assert all(r.failed == 0 for r in reports)
     assert _state(ddb, "huge") == (0, 3)
 
 
-# ------------------------------------------------------------------ exactly once
+def test_marks_lost_are_rebuilt_from_the_counters(ddb, counter_stream):
+    _billed("a")
+    _billed("b")
+    counters.change("acme", "a", 1000)
+    counters.change("acme", "b", 999)
+    counter_stream()
+    ddb.delete_item(
+        TableName="BillingDueTable", Key={"workspace": {"S": "acme"}, "counter": {"S": "a"}}
+    )
+    assert billing.run().items_created == 0  # nothing marked, nothing billed
+
+    handler = TEMPLATE.functions["BillingFunction"].load()
+    report = handler({"rebuild_marks": True}, LambdaContext(TEMPLATE.functions["BillingFunction"]))
+
+    assert report["items_created"] == 1
+    assert _state(ddb, "a") == (0, 1000)
+    assert _state(ddb, "b") == (999, 0)
 
 
-def test_a_repeated_run_bills_nothing_more(ddb):
-    _billed()
-    counters.change("acme", "api_calls", 1000)
-
-    billing.run()
-    second = billing.run()
-
-    assert second.items_created == 0
-    assert len(_billing_items()) == 1
+# ------------------------------------------------------------------ a mark behind its counter
 
 
-def test_a_change_landing_during_a_run_is_kept(ddb):
+def test_a_change_landing_during_a_run_is_kept(ddb, run):
     _billed()
     counters.change("acme", "api_calls", 1000)
 
     def change_meanwhile(**_):
-        counters.change("acme", "api_calls", 7)  # between the run's read and its transaction
+        counters.change("acme", "api_calls", 7)  # between the mark's read and the transaction
 
     ddb.meta.events.register_first("before-call.dynamodb.TransactWriteItems", change_meanwhile)
-    billing.run(client=ddb)
+    run(client=ddb)
 
     assert _state(ddb) == (7, 1000)
 
 
-def test_two_overlapping_runs_bill_the_same_units_once(ddb, demo):
+def test_changes_the_mark_has_not_seen_are_billed_next_run(ddb, run, counter_stream):
+    _billed()
+    counters.change("acme", "api_calls", 1000)
+    counter_stream()
+    counters.change("acme", "api_calls", 1500)  # 2500, not streamed yet
+
+    first = billing.run()  # bills what the mark shows
+    assert (first.units_billed, _state(ddb)) == (1000, (1500, 1000))
+    second = run()  # the billing's record showed 1500: due, marked again
+
+    assert (second.units_billed, _state(ddb)) == (1000, (500, 2000))
+    assert [i["amount"] for i in _billing_items()] == [AMOUNT, AMOUNT]
+
+
+def test_a_mark_left_behind_by_its_counter_is_billed_from_the_counter(ddb, counter_stream):
+    _billed()
+    counters.change("acme", "api_calls", 3000)
+    counter_stream()
+    counters.change("acme", "api_calls", -1500)  # 1500, not streamed: the mark says 3000
+    calls = record_calls(ddb)
+
+    report = billing.run(client=ddb)
+
+    assert calls == ["Scan", "TransactWriteItems", "GetItem", "TransactWriteItems"]
+    assert (report.units_billed, report.skipped_for_conflict) == (1000, 0)
+    assert _state(ddb) == (500, 1000)
+
+
+def test_a_stale_mark_of_a_counter_due_no_more_is_dropped(ddb, counter_stream):
+    _billed()
+    counters.change("acme", "api_calls", 1000)
+    counter_stream()
+    counters.change("acme", "api_calls", -1)  # 999, not streamed
+
+    report = billing.run()
+
+    assert (report.examined, report.items_created) == (1, 0)
+    assert _marks() == []
+    counter_stream()  # the stream then finds nothing more to drop
+    assert _marks() == []
+
+
+def test_a_stale_mark_is_kept_when_the_stream_wrote_a_newer_one_meanwhile(ddb, counter_stream):
+    _billed()
+    counters.change("acme", "api_calls", 1000)
+    counter_stream()
+    counters.change("acme", "api_calls", -1)  # 999: the mark is stale
+
+    def newer_mark_meanwhile(**_):
+        counters.change("acme", "api_calls", 2001)  # 3000: the stream marks it
+        counter_stream()
+
+    ddb.meta.events.register_first("before-call.dynamodb.DeleteItem", newer_mark_meanwhile)
+    billing.run(client=ddb)
+
+    assert _marks() == [("api_calls", 3000, 0)]
+
+
+# ------------------------------------------------------------------ exactly once
+
+
+def test_a_repeated_run_bills_nothing_more(ddb, run):
+    _billed()
+    counters.change("acme", "api_calls", 1000)
+
+    run()
+    second = billing.run()  # before the stream dropped the mark: the counter is read
+    third = run()
+
+    assert second.items_created == third.items_created == 0
+    assert len(_billing_items()) == 1
+
+
+def test_two_overlapping_runs_bill_the_same_units_once(ddb, run, demo):
     _billed()
     counters.change("acme", "api_calls", 1000)
     ran_inside = []
@@ -204,31 +370,51 @@ def test_two_overlapping_runs_bill_the_same_units_once(ddb, demo):
             ran_inside.append(billing.run())  # a whole run between this one's read and write
 
     ddb.meta.events.register_first("before-call.dynamodb.TransactWriteItems", other_run_first)
-    outer = billing.run(client=ddb)
+    outer = run(client=ddb)
 
     assert ran_inside[0].items_created == 1
-    assert (outer.items_created, outer.skipped_for_conflict) == (0, 1)
+    assert outer.items_created == 0
     assert len(_billing_items()) == 1
     assert _state(ddb) == (0, 1000)
 
 
 @pytest.mark.parametrize("after", [False, True], ids=["before-send", "after-apply"])
-@pytest.mark.parametrize("step", [1, 2, 3, 4], ids=["query", "read", "transaction", "unmark"])
-def test_a_run_that_crashes_at_any_step_and_is_rerun_bills_exactly_once(ddb, step, after):
+@pytest.mark.parametrize("step", [1, 2], ids=["scan", "transaction"])
+def test_a_run_that_crashes_at_any_step_and_is_rerun_bills_exactly_once(ddb, run, step, after):
     _billed()
     counters.change("acme", "api_calls", 2345)
     faults = Faults(ddb, at=step, after=after)
 
     with contextlib.suppress(ConnectionError):  # the crash
-        billing.run(client=ddb)
+        run(client=ddb)
     assert faults.calls >= step  # it did crash there
-    billing.run()  # the retry, with a healthy client
-    billing.run()
+    run()  # the retry, with a healthy client
+    run()
 
     value, billed = _state(ddb)
     assert (value, billed) == (345, 2000)
     assert value + billed == 2345
     assert [i["amount"] for i in _billing_items()] == [2 * AMOUNT]
+
+
+def test_a_mark_write_that_fails_is_reported_and_written_when_the_batch_comes_again(
+    ddb, run, counter_stream, monkeypatch
+):
+    _billed()
+    counters.change("acme", "api_calls", 1000)
+    put_item = aws.dynamodb().put_item
+
+    def throttled(**params):
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+            "PutItem",
+        )
+
+    monkeypatch.setattr(aws.dynamodb(), "put_item", throttled)
+    assert counter_stream()["batchItemFailures"]  # reported, to be sent again
+    monkeypatch.setattr(aws.dynamodb(), "put_item", put_item)
+
+    assert run().items_created == 1
 
 
 def test_invoice_item_ids_are_made_of_what_they_bill():

@@ -72,12 +72,13 @@ def test_a_revocation_whose_answer_is_lost_is_applied_once_and_answered(
 
 
 def test_a_billing_transaction_whose_answer_is_lost_bills_once_and_reports_it(
-    api, ddb, workspace, monkeypatch
+    api, ddb, workspace, monkeypatch, counter_stream
 ):
     _, key = workspace
     billed = {"billing": {"threshold": 10, "amount": 7, "description": "per 10"}}
     assert api("PUT", "/account/counters/c/settings", key=key, body=billed).status == 200
     assert api("POST", "/account/counters/c/25", key=key).status == 200
+    counter_stream()
     answered = _lose_the_first_transaction_answer(monkeypatch)
 
     report = billing.run()

@@ -85,15 +85,26 @@ def test_the_outputs_name_the_api_and_everything_a_user_must_read_or_delete_by_h
     assert "https://${TallyApi}.execute-api." in outputs["ApiUrl"]["Value"]["Fn::Sub"]
 
 
-def test_every_function_has_a_sample_event():
-    named = {fn.handler.rsplit(".", 1)[0] for fn in FUNCTIONS.values()}
-    assert named == {p.stem for p in EVENTS.glob("*.json")}
+HANDLERS = {fn.handler.rsplit(".", 1)[0]: fn.logical_id for fn in FUNCTIONS.values()}
+
+
+def _function_of(event: str) -> str | None:
+    """The function a sample event is for: `<handler>.json`, or a variant `<handler>_<what>.json`
+    (the longest handler name that fits)."""
+    fits = [h for h in HANDLERS if event == h or event.startswith(h + "_")]
+    return HANDLERS[max(fits, key=len)] if fits else None
+
+
+def test_every_function_has_a_sample_event_and_every_event_a_function():
+    stems = {p.stem for p in EVENTS.glob("*.json")}
+    assert set(HANDLERS) <= stems
+    assert all(_function_of(stem) for stem in stems)
 
 
 def test_the_readme_names_the_function_of_every_sample_event():
     readme = (ROOT / "README.md").read_text()
     listed = dict(re.findall(r"^\| `events/(\w+)\.json` \| `(\w+)` \|", readme, re.MULTILINE))
-    assert listed == {fn.handler.rsplit(".", 1)[0]: fn.logical_id for fn in FUNCTIONS.values()}
+    assert listed == {p.stem: _function_of(p.stem) for p in EVENTS.glob("*.json")}
 
 
 def test_the_deploy_guide_names_every_parameter_and_output_of_the_template():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tally import billing
-from tests.conftest import record_write_units
+from tests.conftest import record_read_units, record_write_units
 
 pytestmark = pytest.mark.dynamodb_local_only(
     "moto reports half a unit a write, none for index writes and nothing for a transaction"
@@ -38,45 +38,43 @@ def test_cost_a_counter_change_writes_1_unit(api, workspace):
         assert units.pop() == [BUCKET, COUNTER], path
 
 
-def test_cost_marking_and_unmarking_a_counter_due_writes_2_units_each(api, workspace):
-    """The mark is the key of the sparse `due` index: setting or removing it writes the index
-    too. The change that crosses the threshold costs its own 1 unit besides."""
+def test_cost_billing_a_counter_writes_6_units_and_reads_1_item_and_marks_1_unit_each(
+    api, workspace, counter_stream
+):
+    """The change that crosses the threshold costs its 1 unit and nothing more. Its mark, written
+    by the stream's function, is 1 unit (no index), and so is dropping it. The run reads the mark
+    (one item, by a Scan of the marks) and writes the transaction: the invoice item 1 unit and its
+    copy in the by_time index 1 more, the counter's update 1, each doubled in a transaction."""
     _, key = workspace
     billed = {"billing": {"threshold": 10, "amount": 7, "description": "per 10"}}
     api("PUT", "/account/counters/c/settings", key=key, body=billed)
-    api("POST", "/account/counters/c/3", key=key)
     api("POST", "/account/counters/c/4", key=key)
-    api("GET", "/v2/acme/c/up", key=key)  # 8 now; both paths known to this container
+    api("POST", "/account/counters/c/4", key=key)
+    api("GET", "/v2/acme/c/up", key=key)  # 9; both paths known to this container
+    counter_stream()
     units = record_write_units()
 
-    api("POST", "/account/counters/c/4", key=key)  # reaches 12: marked due
-    assert units.pop() == [BUCKET, COUNTER, ("UpdateItem", "CountersTable", 2.0)]
-    api("GET", "/v2/acme/c/up", key=key)  # marked already: no second mark
+    api("POST", "/account/counters/c/4", key=key)  # reaches 13: due
     assert units.pop() == [BUCKET, COUNTER]
-
-    billing.run()
-    assert units.pop()[-1] == ("UpdateItem", "CountersTable", 2.0)  # billed: the mark dropped
-
-
-def test_cost_the_billing_transaction_writes_6_units(api, workspace):
-    """The invoice item is 1 unit and its copy in the by_time index 1 more, the counter's update
-    1 (the `due` index untouched): each doubled in a transaction."""
-    _, key = workspace
-    billed = {"billing": {"threshold": 10, "amount": 7, "description": "per 10"}}
-    api("PUT", "/account/counters/c/settings", key=key, body=billed)
-    api("POST", "/account/counters/c/25", key=key)
-    units = record_write_units()
+    counter_stream()
+    assert _marks(units.pop()) == [("PutItem", "BillingDueTable", 1.0)]
+    reads = record_read_units()
 
     report = billing.run()
 
     assert report.items_created == 1
-    transaction, unmark = units[:-1], units[-1]
-    assert sorted(transaction) == [
+    assert reads == [("Scan", "BillingDueTable", 1.0, 1)]  # 1 item: strongly consistent, 1 unit
+    assert sorted(units.pop()) == [
         ("TransactWriteItems", "CountersTable", 2.0),
         ("TransactWriteItems", "InvoiceItemsTable", 4.0),
     ]
-    assert sum(written for _, _, written in transaction) == 6
-    assert unmark == ("UpdateItem", "CountersTable", 2.0)
+    counter_stream()  # the billing's record: 3 left, below 10, so the mark goes
+    assert _marks(units.pop()) == [("DeleteItem", "BillingDueTable", 1.0)]
+
+
+def _marks(units: list) -> list:
+    """The writes to the marks (the stream's function also writes history buckets)."""
+    return [u for u in units if u[1] == "BillingDueTable"]
 
 
 def test_cost_an_invoice_item_post_writes_2_units(api, workspace):

@@ -212,6 +212,7 @@ def test_a_reset_asks_first_and_cancelling_changes_nothing(visit, shop, server):
 
 def test_a_billing_run_shows_its_invoice_item(visit, shop, server):
     assert server.call("/account/counters/api_calls/9", method="POST", key=shop["admin"])[0] == 200
+    server.billing_marked("shop", "api_calls")
     flags = [] if server.endpoint else ["--dynamodb-port", str(server.ddb_port)]
     billed = subprocess.run(
         [TALLY, "invoke", "BillingFunction", *flags],

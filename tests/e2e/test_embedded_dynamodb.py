@@ -168,3 +168,46 @@ def test_a_save_keeps_the_last_24_hours_of_stream_records():
         "records": [],
     }
     assert len(later["CountersTable"]["items"]) == 3  # items are kept whatever their age
+
+
+def test_a_stream_read_before_a_cancelled_transaction_goes_on_after_it():
+    """moto puts copies of the tables back to cancel a transaction; the embedded endpoint keeps
+    each table's stream, so an iterator taken before still reads what comes after, and the
+    cancelled transaction's writes leave no record."""
+    server = dynamodb.EmbeddedDynamoDB(port=0, own_process=False).start()
+    try:
+        client = dynamodb.client(server.endpoint)
+        streams = dynamodb.client(server.endpoint, "dynamodbstreams")
+        dynamodb.ensure_tables(client, TEMPLATE)
+        add = {"UpdateExpression": "ADD v :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}
+
+        def key(name: str) -> dict:
+            return {"workspace": {"S": "w"}, "counter": {"S": name}}
+
+        client.update_item(TableName="CountersTable", Key=key("after"), **add)  # made before
+        arn = client.describe_table(TableName="CountersTable")["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+        )["ShardIterator"]
+
+        with pytest.raises(client.exceptions.TransactionCanceledException):
+            client.transact_write_items(  # the first write is made, the second cancels both
+                TransactItems=[
+                    {"Update": {"TableName": "CountersTable", "Key": key("undone"), **add}},
+                    {
+                        "Update": {
+                            "TableName": "CountersTable",
+                            "Key": key("refused"),
+                            "ConditionExpression": "attribute_exists(v)",
+                            **add,
+                        }
+                    },
+                ]
+            )
+        client.update_item(TableName="CountersTable", Key=key("after"), **add)
+
+        got = streams.get_records(ShardIterator=iterator)["Records"]
+        assert [r["dynamodb"]["Keys"]["counter"]["S"] for r in got] == ["after"]
+    finally:
+        server.stop()

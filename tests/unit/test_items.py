@@ -109,9 +109,8 @@ def test_every_name_and_value_a_write_renders_is_declared_and_every_declared_one
     ]
     updates += [
         counter.set_value(3, AT),
-        counter.mark_due(),
-        counter.unmark(),
-        counter.bill(5, 0, 5, 10),
+        counter.bill(5, 0, 5, 10, "per 5"),
+        counter.bill(5, 0, 5, 10, ""),
     ]
     updates.append(counter.settings({"upper_bound": 9, "lower_bound": None, "billing": None}, 1))
     for update in updates:

@@ -8,7 +8,6 @@ Attributes (short names keep a busy counter under 1 KB, i.e. one write unit a ch
   dy, dyu, dyd  UTC day (yyyymmdd) and its up/down; wk, wku, wkd  ISO week (yyyyww) and its up/down
   bt, ba, bd   billing threshold, amount, description   bu  units billed over its life
   al           alerts, compact JSON: [{"at": N} | {"at_percent_of_upper_bound": P}, ...]
-  due          present while the counter is at or above its billing threshold (a sparse index)
   all-time buckets (UTC), two-byte names (`bucket`): hour of day x<h>/y<h> (h in 0-9a-n),
                weekday p<d>/q<d> (0=Monday), quarter r<n>/s<n> (1-4); first letter up, second down
 
@@ -33,10 +32,7 @@ VISIBILITY, DESCRIPTION = Attr("vis"), Attr("desc")
 CREATED, UPDATED, LAST_OP = Attr("ca"), Attr("ua"), Attr("lop")
 DAY, WEEK = Attr("dy"), Attr("wk")
 THRESHOLD, AMOUNT, BILLING_TEXT, BILLED = Attr("bt"), Attr("ba"), Attr("bd"), Attr("bu")
-DUE = Attr("due")
 ALERTS = Attr("al")
-DUE_INDEX = "due"  # the sparse index over DUE: exactly the counters marked due
-_MARK = "due"  # the mark's one value (the index's hash key)
 
 
 def changed_at_s(old: CounterItem, new: CounterItem, approximate_s: float) -> float:
@@ -154,10 +150,6 @@ class CounterItem:
     @property
     def billed_units(self) -> int:
         return self._n(BILLED)
-
-    @property
-    def marked_due(self) -> bool:
-        return DUE.name in self.raw
 
     def today(self, at: Moment) -> tuple[int, int]:
         """(up, down) on the day of `at`: zero if the counter last changed on another day."""
@@ -319,7 +311,7 @@ def settings(change: dict[str, Any], now_ms: int) -> Update:
     if "billing" in given:
         billing = change["billing"]
         if billing is None:
-            update.remove(THRESHOLD, AMOUNT, BILLING_TEXT, DUE)
+            update.remove(THRESHOLD, AMOUNT, BILLING_TEXT)
         else:
             update.set(
                 "#bt = :bt, #ba = :ba, #bd = :bd",
@@ -357,40 +349,21 @@ def settings(change: dict[str, Any], now_ms: int) -> Update:
     return update
 
 
-def mark_due() -> Update:
-    """Mark a counter that reached its billing threshold (the one write billing's index needs)."""
-    update = Update().set("#due = :mark", mark=_MARK)
-    return update.require(DUE.missing() & (VALUE >= THRESHOLD))
-
-
-def unmark(*, always: bool = False) -> Update:
-    """Drop the mark; unless `always`, only while the counter is below its threshold (changes may
-    have made it due again)."""
-    update = Update().remove(DUE)
-    return update.require(DUE.exists() if always else DUE.exists() & (VALUE < THRESHOLD))
-
-
-def bill(units: int, billed: int, threshold: int, amount: int) -> Update:
-    """Lower the value by `units` and add them to the units billed, as read: refused if another
-    run billed meanwhile (the units billed moved), the value fell below them, or the billing
-    setting changed. The value moves by ADD, so changes landing meanwhile are kept."""
+def bill(units: int, billed: int, threshold: int, amount: int, description: str) -> Update:
+    """Lower the value by `units` and add them to the units billed, as a billing mark showed
+    them: refused if another run billed meanwhile (the units billed moved), the value fell below
+    them, or the billing setting changed. The value moves by ADD, so changes landing meanwhile
+    are kept."""
     update = Update()
     update.add(VALUE, -units)
     update.add(BILLED, units)
     _room_after_billing(update, units)
     same_billed = BILLED.eq(billed) if billed else BILLED.missing() | BILLED.eq(0)
     update.require(same_billed & (VALUE >= units))
-    return update.require(THRESHOLD.eq(threshold) & AMOUNT.eq(amount))
-
-
-def due_query() -> dict[str, Any]:
-    """The Query listing every counter marked due (its key and nothing else)."""
-    return {
-        "IndexName": DUE_INDEX,
-        "KeyConditionExpression": "#due = :due",
-        "ExpressionAttributeNames": {"#due": DUE.name},
-        "ExpressionAttributeValues": {":due": {"S": _MARK}},
-    }
+    text = BILLING_TEXT.eq(description)
+    if not description:
+        text = BILLING_TEXT.missing() | text
+    return update.require(THRESHOLD.eq(threshold) & AMOUNT.eq(amount) & text)
 
 
 def values_query(workspace: str) -> dict[str, Any]:
