@@ -133,7 +133,7 @@ def serve(args: argparse.Namespace) -> int:
     print(
         f"tally serve: {url} "
         f"({len(routes)} routes + $default, {len(template.functions)} functions)\n"
-        f"  DynamoDB: {endpoint}"
+        f"  DynamoDB: {backend}"
         + (
             " (embedded moto, every call atomic)"
             if isinstance(embedded, dynamodb.EmbeddedDynamoDB)
@@ -143,8 +143,9 @@ def serve(args: argparse.Namespace) -> int:
         )
         + "\n"
         + (
-            f"  throttled: at most {args.throttle_item_wcu:g} write units a second per item, "
-            f"in front of {backend} (ProvisionedThroughputExceededException past it)\n"
+            f"  throttled: the functions call {endpoint}, a proxy in front of it that lets each "
+            f"item take {args.throttle_item_wcu:g} write units a second "
+            "(ProvisionedThroughputExceededException past it)\n"
             if throttle
             else ""
         )
