@@ -86,6 +86,13 @@ def serve(args: argparse.Namespace) -> int:
         listening.close()
         print(f"tally serve: {err}", file=sys.stderr)
         return 1
+    backend, throttle = endpoint, None
+    if args.throttle_item_wcu:
+        from tally_local.throttle import ThrottleProcess
+
+        # Every call of tally serve (handlers, stream pollers, table setup) goes through it.
+        throttle = ThrottleProcess(backend, args.throttle_item_wcu, args.host)
+        endpoint = throttle.start()
     bus = Bus([fn for fn in template.functions.values() if fn.rules], call).start(args.host)
     _environment(template, endpoint, bus)
     # One line per request: EMF metric lines only when asked (POWERTOOLS_METRICS_DISABLED=false),
@@ -126,7 +133,7 @@ def serve(args: argparse.Namespace) -> int:
     print(
         f"tally serve: {url} "
         f"({len(routes)} routes + $default, {len(template.functions)} functions)\n"
-        f"  DynamoDB: {endpoint}"
+        f"  DynamoDB: {backend}"
         + (
             " (embedded moto, every call atomic)"
             if isinstance(embedded, dynamodb.EmbeddedDynamoDB)
@@ -135,6 +142,13 @@ def serve(args: argparse.Namespace) -> int:
             else " (AWS_ENDPOINT_URL_DYNAMODB)"
         )
         + "\n"
+        + (
+            f"  throttled: the functions call {endpoint}, a proxy in front of it that lets each "
+            f"item take {args.throttle_item_wcu:g} write units a second "
+            "(ProvisionedThroughputExceededException past it)\n"
+            if throttle
+            else ""
+        )
         + f"  state: {state}\n"
         + (
             f"  admin token: {DEFAULT_ADMIN_TOKEN} (set TALLY_ADMIN_TOKEN to change it)\n"
@@ -162,6 +176,8 @@ def serve(args: argparse.Namespace) -> int:
         streams.stop()  # before the endpoint it reads
         bus.stop()
         server.server_close()
+        if throttle:
+            throttle.stop()
         if embedded:
             embedded.stop()
     return 0
@@ -364,6 +380,18 @@ def _read_event(path: str | None) -> Any:
         raise _BadEvent(f"the event in {where} is not JSON: {err}") from err
 
 
+def _rate(text: str) -> float:
+    """A --throttle-item-wcu: a positive number of write units a second (0 would refuse every
+    write)."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not rate > 0 or rate == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of write units")
+    return rate
+
+
 def _seconds(text: str) -> float:
     """A --schedule-interval: a positive number of seconds (0 or less would never, or always, fire)."""
     try:
@@ -407,6 +435,14 @@ def main(argv: list[str] | None = None) -> int:
         type=_seconds,
         metavar="SECONDS",
         help="fire every Schedule event this often instead of the template's rate",
+    )
+    p_serve.add_argument(
+        "--throttle-item-wcu",
+        type=_rate,
+        metavar="UNITS",
+        help="put a throttling proxy in front of the DynamoDB: each item takes at most UNITS "
+        "write units a second (DynamoDB's partition limit is 1,000), and past it calls answer "
+        "ProvisionedThroughputExceededException as DynamoDB does (tally_local/throttle.py)",
     )
     p_serve.set_defaults(run=serve)
     p_invoke = sub.add_parser("invoke", help="run one function once, like `sam local invoke`")

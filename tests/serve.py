@@ -57,10 +57,15 @@ class Server:
     `tmp`; with `schedule_interval`, Schedule events fire that often. Its DynamoDB is the
     embedded moto, or with `endpoint` that one (AWS_ENDPOINT_URL_DYNAMODB): emptied first, so
     tally serve makes the tables and the demo workspace there as it does on its embedded
-    endpoint."""
+    endpoint. `flags` are more flags of tally serve (`--throttle-item-wcu 50`)."""
 
     def __init__(
-        self, tmp: Path, *, schedule_interval: float | None = 1, endpoint: str | None = None
+        self,
+        tmp: Path,
+        *,
+        schedule_interval: float | None = 1,
+        endpoint: str | None = None,
+        flags: tuple[str, ...] = (),
     ) -> None:
         self.port, self.ddb_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -88,6 +93,7 @@ class Server:
                 # (an endpoint given is named by the environment, and tally serve takes one)
                 *([] if endpoint else ["--dynamodb-port", str(self.ddb_port)]),
                 *(["--schedule-interval", str(schedule_interval)] if schedule_interval else []),
+                *flags,
             ],
             cwd=ROOT,
             env=env,
