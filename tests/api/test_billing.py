@@ -423,3 +423,82 @@ def test_invoice_item_ids_are_made_of_what_they_bill():
     assert first != billing.item_id("acme", "api_calls", 1000)
     assert first != billing.item_id("acme", "other", 0)
     assert first.startswith("ivi_")
+
+
+# ------------------------------------------------------------------ any interleaving
+
+
+class Feed:
+    """Hand the counters' stream to CounterStreamFunction in random batches, some sent twice
+    (as Lambda may), never past what was written."""
+
+    def __init__(self, ddb, rng) -> None:
+        from tests.conftest import StreamFeed
+
+        self.feed, self.rng = StreamFeed(ddb), rng
+        self.function = self.feed.function
+
+    def some(self, *, all_of_it: bool = False) -> None:
+        from tally_local.gateway import LambdaContext
+        from tally_local.streams import read_all
+
+        records = read_all(self.feed.ddb, self.feed.streams, "CountersTable")
+        while self.feed.delivered < len(records):
+            start = self.feed.delivered
+            if self.rng.random() < 0.2 and start:  # the last batch, or part of it, again
+                start = self.rng.randint(max(0, start - 5), start - 1)
+            end = min(len(records), start + self.rng.randint(1, 6))
+            answer = self.function.load()(
+                {"Records": records[start:end]}, LambdaContext(self.function)
+            )
+            assert not answer["batchItemFailures"]
+            self.feed.delivered = max(self.feed.delivered, end)
+            if not all_of_it and self.rng.random() < 0.4:
+                return
+
+
+@pytest.mark.parametrize("seed", [3, 17, 29, 41])
+def test_any_interleaving_of_changes_settings_runs_and_stream_bills_every_unit_once(ddb, seed):
+    import random
+
+    rng = random.Random(seed)
+    feed = Feed(ddb, rng)
+    _billed()  # T 1000, 500 cents
+    net = 0  # what the changes and sets made of the value, billing aside
+
+    for _ in range(60):
+        step = rng.choice(["up", "up", "up", "down", "set", "describe", "run", "stream"])
+        if step == "up":
+            amount = rng.choice([1, 250, 999, 1000, 2600])
+            counters.change("acme", "api_calls", amount)
+            net += amount
+        elif step == "down":
+            amount = rng.choice([1, 300, 1200])
+            counters.change("acme", "api_calls", -amount)
+            net -= amount
+        elif step == "set":
+            value, _ = _state(ddb)
+            target = rng.choice([0, 999, 1000, 3500])
+            counters.set_value("acme", "api_calls", target)
+            net += target - value
+        elif step == "describe":
+            text = rng.choice(["API calls over 1000", "calls, renamed"])
+            billing_ = {"threshold": T, "amount": AMOUNT, "description": text}
+            change = SETTINGS_CHANGE.validate_python({"billing": billing_})
+            counter_settings.put("acme", "api_calls", change)
+        elif step == "run":
+            assert billing.run().failed == 0
+        else:
+            feed.some()
+
+    feed.some(all_of_it=True)  # the stream read to its end: one run bills all that is due
+    billing.run()
+    feed.some(all_of_it=True)
+
+    value, billed = _state(ddb)
+    items = _billing_items()
+    assert value + billed == net  # every unit either still counted or billed
+    assert value < T  # anything due was marked, and billed by now
+    assert billed == sum(i["amount"] for i in items) // AMOUNT * T  # each unit billed once
+    assert len({i["id"] for i in items}) == len(items)
+    assert _marks() == []
