@@ -227,49 +227,39 @@ class WriteUnits(list):
         return taken
 
 
+READS = ("GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems")
+
+
 def record_write_units(client: Any) -> WriteUnits:
     """Ask for the consumed capacity of every write `client` makes from now on
     (ReturnConsumedCapacity=TOTAL added to its parameters, the caller's code unchanged) and
-    record it. DynamoDB Local counts as DynamoDB does: per started 1 KB of the larger of the item
-    before and after, plus each index the write touches, twice inside a transaction."""
-    units = WriteUnits()
-
-    def ask(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name in WRITES:
-            params["ReturnConsumedCapacity"] = "TOTAL"
-
-    def record(parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name not in WRITES:
-            return
-        consumed = parsed.get("ConsumedCapacity") or []
-        for table in consumed if isinstance(consumed, list) else [consumed]:
-            written = table.get("WriteCapacityUnits", table.get("CapacityUnits"))
-            units.append((model.name, table["TableName"], written))
-
-    client.meta.events.register("before-parameter-build.dynamodb.*", ask)
-    client.meta.events.register("after-call.dynamodb.*", record)
-    return units
-
-
-READS = ("GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems")
+    record it: (operation, table, write units) per table. DynamoDB Local counts as DynamoDB
+    does: per started 1 KB of the larger of the item before and after, plus each index the write
+    touches, twice inside a transaction."""
+    return _record_units(client, WRITES, "WriteCapacityUnits", with_items=False)
 
 
 def record_read_units(client: Any) -> WriteUnits:
     """The same for reads: (operation, table, read units, items read) per table of each read."""
+    return _record_units(client, READS, "ReadCapacityUnits", with_items=True)
+
+
+def _record_units(client: Any, operations: tuple, field: str, *, with_items: bool) -> WriteUnits:
     units = WriteUnits()
 
     def ask(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name in READS:
+        if model.name in operations:
             params["ReturnConsumedCapacity"] = "TOTAL"
 
     def record(parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name not in READS:
+        if model.name not in operations:
             return
         consumed = parsed.get("ConsumedCapacity") or []
         items = parsed.get("Count", len(parsed.get("Items", [])) or int("Item" in parsed))
         for table in consumed if isinstance(consumed, list) else [consumed]:
-            read = table.get("ReadCapacityUnits", table.get("CapacityUnits"))
-            units.append((model.name, table["TableName"], read, items))
+            used = table.get(field, table.get("CapacityUnits"))
+            row = (model.name, table["TableName"], used)
+            units.append((*row, items) if with_items else row)
 
     client.meta.events.register("before-parameter-build.dynamodb.*", ask)
     client.meta.events.register("after-call.dynamodb.*", record)
