@@ -212,11 +212,18 @@ def set_value(
     else:
         item, refusal = stored.item(None), Refusal.SHARDED
     if refusal is Refusal.SHARDED:  # exact on the sum: a global operation (tally.shards)
-        outcome = shards.run(client, workspace, name, shards.SetValue(value, at, operation.current()))
+        outcome = shards.run(
+            client, workspace, name, shards.SetValue(value, at, operation.current())
+        )
         if outcome is None:  # not sharded after all
             shards.learn(workspace, name, 1)
             return set_value(
-                workspace, name, value, default_visibility=default_visibility, now=now, client=client
+                workspace,
+                name,
+                value,
+                default_visibility=default_visibility,
+                now=now,
+                client=client,
             )
         return Counter(workspace, name, outcome.item, default_visibility)
     if refusal is Refusal.OUTSIDE_BOUNDS:
@@ -272,7 +279,9 @@ def _summed(client: Any, workspace: str, found: list[CounterItem]) -> list[Count
         _, name, shard = stored.identity(raw)
         parts.setdefault(name, {})[shard] = stored.item(raw)
     return [
-        shards.checked(client, workspace, stored.name(item.raw), item, parts) if item.sharded else item
+        shards.checked(client, workspace, stored.name(item.raw), item, parts)
+        if item.sharded
+        else item
         for item in found
     ]
 

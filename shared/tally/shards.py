@@ -149,7 +149,9 @@ def rooms(total: CounterItem, settings_of: CounterItem, shards: int) -> list[dic
     for shard in range(shards):
         share = {name: amount // shards for name, amount in whole.items()}
         if shard == 0:
-            share = {name: amount - (amount // shards) * (shards - 1) for name, amount in whole.items()}
+            share = {
+                name: amount - (amount // shards) * (shards - 1) for name, amount in whole.items()
+            }
         out.append(share)
     return out
 
@@ -345,9 +347,7 @@ def _wait(item: CounterItem) -> None:
     time.sleep(random.uniform(0.005, 0.03))
 
 
-def _rebalance(
-    client: Any, workspace: str, name: str, shards: int, short: int, delta: int
-) -> bool:
+def _rebalance(client: Any, workspace: str, name: str, shards: int, short: int, delta: int) -> bool:
     """Move room to the `short` shard from the others, in one transaction, so that it holds what
     the change needs and, if there is enough, an even share. False when the band's room as read
     is not enough (or a shard is frozen or missing): the caller runs a global operation."""
@@ -437,7 +437,9 @@ class Snapshot:
 
     def base_states(self, shards: int) -> dict[int, dict[str, int]]:
         """Each shard's state under `shards` shards: a removed shard folded into shard 0."""
-        states = {i: stored.periods(self.items[i]) if i in self.items else {} for i in range(shards)}
+        states = {
+            i: stored.periods(self.items[i]) if i in self.items else {} for i in range(shards)
+        }
         for i, item in self.items.items():
             if i >= shards:
                 states[0] = stored.fold(states[0], stored.periods(item))
@@ -690,13 +692,17 @@ class Settings(Operation):
         whole = snap.whole()
         after = stored.with_settings(snap.first, self.change)
         hi, lo = after.upper_bound, after.lower_bound
-        if (hi is not None and whole.value > hi) or (lo is not None and whole.value < lo) or (
-            hi is not None and lo is not None and lo > hi
+        if (
+            (hi is not None and whole.value > hi)
+            or (lo is not None and whole.value < lo)
+            or (hi is not None and lo is not None and lo > hi)
         ):
             raise Conflict(
                 f"the new bounds would exclude the counter's value {whole.value} or cross its "
                 "other bound",
-                fields={"lower_bound" if "lower_bound" in self.change else "upper_bound": "violated"},
+                fields={
+                    "lower_bound" if "lower_bound" in self.change else "upper_bound": "violated"
+                },
             )
         refuse_billed(after, shards)
         return Plan(
