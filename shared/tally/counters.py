@@ -177,17 +177,18 @@ def _sharded(
     def send(shard: int, update: Update) -> tuple[CounterItem, Refusal | None]:
         return _write(client, workspace, name, update, at, shard=shard)
 
-    outcome = shards.change(
-        client,
-        workspace,
-        name,
-        delta,
-        at,
-        open_to=open_to,
-        op=operation.current(),
-        shards=shards.known(workspace, name),
-        send=send,
-    )
+    with operation.begin(operation.running()) as op:  # one operation, outside a request too
+        outcome = shards.change(
+            client,
+            workspace,
+            name,
+            delta,
+            at,
+            open_to=open_to,
+            op=op,
+            shards=shards.known(workspace, name),
+            send=send,
+        )
     if outcome is None:
         return None
     if outcome.refusal is not None:

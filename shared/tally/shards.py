@@ -48,7 +48,7 @@ its sum is outside the bounds (a room moved between shards while they were read)
 
 **History and events** (from the stream, one record per shard item): a change on a shard is that
 shard's deltas (history's buckets keep one sequence number per shard); a global operation is
-told once, by shard 0's record, which carries its summary (`xo`, `xn`, `xu`, `xd`: the total
+told once, by shard 0's record, which carries its summary (`go`, `gn`, `gu`, `gd`: the total
 before and after, and the up and down it applied); the other items it wrote are skipped.
 """
 
@@ -57,7 +57,7 @@ from __future__ import annotations
 import random
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +75,7 @@ from tally.telemetry import count
 from tally.warm_cache import WarmCache
 
 FREEZE_MS = 2_000  # how long a global operation may hold a counter before it lets go by itself
-_TRIES = 12
+_TRIES = 60  # attempts of a change or a global operation (waits for a frozen counter included)
 _KNOWN_SECONDS = 60
 _known = WarmCache()  # (workspace, counter) -> N, for sharded counters only
 
@@ -296,7 +296,7 @@ def change(
     counter). `send(shard, update)` writes one shard as tally.counters writes the counter.
     None: the counter is not sharded (any more); send the change unsharded."""
     rollover: dict[int, str] = {}
-    for _ in range(_TRIES):
+    for _ in _attempts():
         shard = choose(op, shards)
         update = stored.change(
             delta,
@@ -329,10 +329,44 @@ def change(
         elif refusal is Refusal.SHORT and not _rebalance(
             client, workspace, name, shards, shard, delta
         ):
-            outcome = run(client, workspace, name, Apply(shard, delta, at, op, open_to))
-            if outcome is not None:
+            apply = Apply(shard, delta, at, op, open_to)
+            refused = _refused(client, workspace, name, shards, apply)
+            if refused is not None:
+                return refused
+            outcome = run(client, workspace, name, apply)
+            if outcome is not None and outcome.refusal is not Refusal.FROZEN:
                 return outcome
+            _wait(stored.item(None))  # another global operation holds it: try the change again
     raise Unavailable("the counter is changing too fast to record; retry", retry_after=1)
+
+
+def _refused(client: Any, workspace: str, name: str, shards: int, apply: Apply) -> Outcome | None:
+    """A change the whole counter has no room for, refused on a snapshot of its shards read in
+    one TransactGetItems (a refusal writes nothing, so it needs no freeze); None if it may fit,
+    or the snapshot could not be read (a write in flight cancelled it)."""
+    try:
+        answer = client.transact_get_items(
+            TransactItems=[
+                {"Get": {"TableName": _table(), "Key": stored.key(workspace, name, i)}}
+                for i in range(shards)
+            ]
+        )
+    except ClientError as err:
+        if aws.error_code(err) == "TransactionCanceledException":
+            return None
+        raise
+    items = {i: stored.item(r.get("Item")) for i, r in enumerate(answer["Responses"])}
+    items = {i: item for i, item in items.items() if item.exists}
+    if 0 not in items or items[0].shards != shards:
+        return None
+    outcome = apply.judge(Snapshot(items))
+    return outcome if outcome is not None and outcome.refusal is not None else None
+
+
+def _attempts() -> Iterator[int]:
+    """Attempts (a busy counter's global operations take turns): each a few calls, or a wait of
+    at most 50 ms, so that 60 of them end well within a function's 10 s."""
+    yield from range(_TRIES)
 
 
 def _shard0(client: Any, workspace: str, name: str) -> CounterItem:
@@ -344,7 +378,7 @@ def _shard0(client: Any, workspace: str, name: str) -> CounterItem:
 
 def _wait(item: CounterItem) -> None:
     """A frozen shard: wait a moment (a global operation takes a few round trips)."""
-    time.sleep(random.uniform(0.005, 0.03))
+    time.sleep(random.uniform(0.01, 0.05))
 
 
 def _rebalance(client: Any, workspace: str, name: str, shards: int, short: int, delta: int) -> bool:
@@ -450,6 +484,8 @@ class Operation:
     """A global operation: `target` is N after it (from shard 0 as read first), `decide` the
     plan on the snapshot (raising a TallyError refuses it, and lets the counter go)."""
 
+    patient = True  # waits its turn; a change's operation gives up soon and is sent again
+
     def target(self, first: CounterItem) -> int:
         return first.shards
 
@@ -458,9 +494,15 @@ class Operation:
 
 
 def run(client: Any, workspace: str, name: str, operation: Operation) -> Outcome | None:
-    """Freeze every shard, read them, write the plan in one transaction that lets them go."""
-    for _ in range(_TRIES):
+    """Freeze every shard, read them, write the plan in one transaction that lets them go.
+    A change's operation that finds the counter held by another returns Outcome(FROZEN)."""
+    for attempt in _attempts():
+        if attempt >= 2 and not operation.patient:
+            return Outcome(stored.item(None), Refusal.FROZEN)
         first = _shard0(client, workspace, name)
+        if first.frozen(clock.now_ms()):
+            _wait(first)  # another global operation's turn
+            continue
         current = first.shards
         existing = {0: first} | read_shards(client, workspace, name, range(1, current))
         target = operation.target(first)
@@ -593,6 +635,8 @@ def _write_all(client: Any, workspace: str, name: str, writes: list[tuple[str, i
 class Apply(Operation):
     """A change the band's room could not take: applied on the exact total, or refused."""
 
+    patient = False
+
     def __init__(self, shard: int, delta: int, at: Any, op: str, open_to: str | None) -> None:
         self.shard, self.delta, self.at, self.op, self.open_to = shard, delta, at, op, open_to
 
@@ -605,26 +649,32 @@ class Apply(Operation):
         if mine.applied(self.op, now_ms, operations.REPEAT_WINDOW_MS):
             plan.result = Outcome(whole)
             return plan
-        if self.open_to is not None and not _open(snap.first, self.open_to):
-            plan.result = Outcome(whole, Refusal.NOT_OPEN)
-            return plan
-        value, amount = whole.value + self.delta, abs(self.delta)
-        hi, lo = snap.first.upper_bound, snap.first.lower_bound
-        if self.delta > 0 and value > (INT64_MAX if hi is None else hi):
-            plan.result = Outcome(whole, Refusal.ABOVE_UPPER)
-        elif self.delta < 0 and value < (INT64_MIN if lo is None else lo):
-            plan.result = Outcome(whole, Refusal.BELOW_LOWER)
-        elif self.delta > 0 and whole.up_count > INT64_MAX - amount:
-            plan.result = Outcome(whole, Refusal.UP_TOTAL_FULL)
-        elif self.delta < 0 and whole.down_count > INT64_MAX - amount:
-            plan.result = Outcome(whole, Refusal.DOWN_TOTAL_FULL)
+        plan.result = self.judge(snap)
         if plan.result is not None:
             return plan
+        value, amount = whole.value + self.delta, abs(self.delta)
         plan.states[shard] = stored.usage(plan.states[shard], self.delta, self.at)
         up, down = (amount, 0) if self.delta > 0 else (0, amount)
         plan.summary = (whole.value, value, up, down)
         plan.stamped, plan.op, plan.now_ms = shard, self.op, self.at.epoch_ms
         return plan
+
+    def judge(self, snap: Snapshot) -> Outcome | None:
+        """The refusal the exact total gives this change, if any."""
+        whole = snap.whole()
+        if self.open_to is not None and not _open(snap.first, self.open_to):
+            return Outcome(whole, Refusal.NOT_OPEN)
+        value, amount = whole.value + self.delta, abs(self.delta)
+        hi, lo = snap.first.upper_bound, snap.first.lower_bound
+        if self.delta > 0 and value > (INT64_MAX if hi is None else hi):
+            return Outcome(whole, Refusal.ABOVE_UPPER)
+        if self.delta < 0 and value < (INT64_MIN if lo is None else lo):
+            return Outcome(whole, Refusal.BELOW_LOWER)
+        if self.delta > 0 and whole.up_count > INT64_MAX - amount:
+            return Outcome(whole, Refusal.UP_TOTAL_FULL)
+        if self.delta < 0 and whole.down_count > INT64_MAX - amount:
+            return Outcome(whole, Refusal.DOWN_TOTAL_FULL)
+        return None
 
 
 def _open(first: CounterItem, default_visibility: str) -> bool:

@@ -20,7 +20,7 @@ week and all-time buckets, and its share of the room; a read sums them (`combine
   ru / rd      share of the room in the counter's band (tally.shards), not to the bound itself
   fz           frozen until (epoch ms) by a global operation: no change lands meanwhile
   gx           the last global operation that wrote the item; on shard 0 with its summary:
-  xo / xn / xu / xd   the counter's total before and after it, and the up / down it applied
+  go / gn / gu / gd   the counter's total before and after it, and the up / down it applied
   vis / bt     copies of shard 0's on shards >= 1 (an anonymous change's condition reads them)
 
 Every write here is an `Update` whose conditions carry the `Refusal` their failure means.
@@ -48,7 +48,7 @@ DUE = Attr("due")
 ALERTS = Attr("al")
 SHARDS, UPS_LEFT, DOWNS_LEFT = Attr("sh"), Attr("ku"), Attr("kd")
 FROZEN, GLOBAL_OP = Attr("fz"), Attr("gx")
-SUM_BEFORE, SUM_AFTER, SUM_UP, SUM_DOWN = Attr("xo"), Attr("xn"), Attr("xu"), Attr("xd")
+SUM_BEFORE, SUM_AFTER, SUM_UP, SUM_DOWN = Attr("go"), Attr("gn"), Attr("gu"), Attr("gd")
 MAX_SHARDS = 64
 # The escrowed quantities a sharded counter splits over its shards, by kind: room up and down
 # (in the band), room left in the up and down totals.
