@@ -387,3 +387,69 @@ def test_events_fire_on_the_total_once_per_crossing(api, workspace, ddb):
         (events.ALERT, 10, 10),
     ]
     assert [e.data["previous_value"] for e in published] == [9, 19, 9]
+
+
+# ------------------------------------------------------------------ least privilege
+
+
+def test_each_function_on_a_sharded_counter_uses_only_what_it_is_granted(api, workspace):
+    """Every route that reads or changes a counter, on a sharded one, through rebalances, a
+    refusal at the bound, a global operation and resharding both ways: each DynamoDB call its
+    function makes is allowed by its policy in template.yaml."""
+    from tests.api.test_template import _granted
+
+    _, key = workspace
+    steps = [
+        (
+            "AccountPutCounterSettingsFunction",
+            "PUT",
+            "/account/counters/c/settings",
+            {"shards": 4, "upper_bound": 12},
+        ),
+        ("V2UpFunction", "GET", "/v2/acme/c/up", None),
+        ("V2UpBadgeFunction", "GET", "/v2/acme/c/up/badge.svg", None),
+        ("AccountAddCounterFunction", "POST", "/account/counters/c/10", None),  # to the bound
+        ("AccountAddCounterFunction", "POST", "/account/counters/c/1", None),  # refused
+        ("V2DownFunction", "GET", "/v2/acme/c/down", None),
+        ("V2SetFunction", "GET", "/v2/acme/c/set?value=5", None),
+        ("V2ResetFunction", "GET", "/v2/acme/c/reset", None),
+        ("AccountResetCounterFunction", "DELETE", "/account/counters/c", None),
+        ("V2GetCounterFunction", "GET", "/v2/acme/c", None),
+        ("V2StatsFunction", "GET", "/v2/acme/c/stats", None),
+        ("V2BadgeFunction", "GET", "/v2/acme/c/badge.svg", None),
+        ("V2ShieldFunction", "GET", "/v2/acme/c/shield.json", None),
+        ("AccountGetCounterSettingsFunction", "GET", "/account/counters/c/settings", None),
+        ("AccountListCountersFunction", "GET", "/account/counters?details=true", None),
+        ("AppSessionFunction", "GET", "/app/session", None),
+        ("AccountPutCounterSettingsFunction", "PUT", "/account/counters/c/settings", {"shards": 2}),
+    ]
+    for logical_id, method, path, body in steps:
+        used = _record_calls_by_table()
+        answer = api(method, path, key=key, body=body)
+        assert answer.status in (200, 409), (path, answer.body)
+        granted = _granted(logical_id)
+        for action, table in used:
+            assert (action, table) in granted, f"{logical_id} uses {action} on {table}"
+
+
+def _record_calls_by_table() -> set[tuple[str, str]]:
+    """(IAM action, table) of each DynamoDB call tally makes from now on: a transaction's items
+    and a batch's tables each by their own action, as IAM authorises them."""
+    from tally import aws
+
+    used: set[tuple[str, str]] = set()
+    actions = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "Get": "GetItem"}
+
+    def record(model, params, **_):
+        if model.name in ("TransactWriteItems", "TransactGetItems"):
+            for item in params["TransactItems"]:
+                ((kind, body),) = item.items()
+                action = actions.get(kind, "ConditionCheckItem")
+                used.add((f"dynamodb:{action}", body["TableName"]))
+        elif model.name == "BatchGetItem":
+            used.update(("dynamodb:BatchGetItem", table) for table in params["RequestItems"])
+        else:
+            used.add((f"dynamodb:{model.name}", params["TableName"]))
+
+    aws.dynamodb().meta.events.register("before-parameter-build.dynamodb.*", record)
+    return used
