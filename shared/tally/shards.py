@@ -136,7 +136,7 @@ def rooms(total: CounterItem, settings_of: CounterItem, shards: int) -> list[dic
     above = [level for level in watched if level > value]
     top = min(min(above) - 1, hard_max) if above else hard_max
     under = [level for level in watched if level <= value]
-    floor = max(under) if under else hard_min
+    floor = max([*under, hard_min])  # never below the lower bound, whatever the levels
     if lo is not None and value > lo:
         floor = max(floor, lo + 1)  # reaching the lower bound is an event too
     whole = {
