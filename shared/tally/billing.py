@@ -71,8 +71,9 @@ def keep_marks(records: Iterable[dict[str, Any]], *, client: Any = None) -> list
     threshold passed, not once per change). It is removed when the counter is due no more."""
     by_counter: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in records:
-        names = stored.names(record["dynamodb"]["Keys"])
-        by_counter.setdefault(names, []).append(record)
+        workspace, name, shard = stored.identity(record["dynamodb"]["Keys"])
+        if shard == 0:  # a sharded counter's other items hold no billing (nor can it be billed)
+            by_counter.setdefault((workspace, name), []).append(record)
     client = client or aws.dynamodb()
     failed = []
     for (workspace, name), batch in by_counter.items():
@@ -215,7 +216,9 @@ def rebuild_marks(*, client: Any = None) -> int:
     written = 0
     for page in pages:
         for raw in page["Items"]:
-            workspace, name = stored.names(raw)
+            workspace, name, shard = stored.identity(raw)
+            if shard:
+                continue
             mark = due.of_counter(workspace, name, stored.item(raw))
             if mark is not None:
                 client.put_item(TableName=cfg.billing_due_table, Item=mark.raw())

@@ -19,6 +19,7 @@ from pydantic_core import core_schema as cs
 
 from tally.events import TYPES as EVENT_TYPES
 from tally.invoices import MAX_AMOUNT
+from tally.items.counter import MAX_SHARDS
 from tally.names import INT64_MAX, INT64_MIN
 
 # Descriptions live on the counter item, which every change rewrites: kept short so that the
@@ -111,6 +112,8 @@ SETTINGS_CHANGE = SchemaValidator(
                 "upper_bound": _integer(ge=INT64_MIN, le=INT64_MAX),
                 "billing": BILLING,
                 "alerts": cs.list_schema(ALERT, max_length=MAX_ALERTS, strict=True),
+                # items a counter's changes spread over (tally.shards); null: back to 1
+                "shards": _integer(ge=1, le=MAX_SHARDS),
             },
             optional=(
                 "visibility",
@@ -119,6 +122,7 @@ SETTINGS_CHANGE = SchemaValidator(
                 "upper_bound",
                 "billing",
                 "alerts",
+                "shards",
             ),
         ),
     )

@@ -1,6 +1,8 @@
 """Counters. Every change is one atomic DynamoDB UpdateItem: ADD to the value, the up/down
 totals and the stats buckets, with the bounds checked in the same write (the item and each write
 are in tally.items.counter; this module decides what to send and what an answer means).
+A sharded counter's changes, reads and sets go through tally.shards; an unsharded one (the
+default) never does, and costs what it always did.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally import aws, clock, operation
+from tally import aws, clock, operation, shards
 from tally.clock import Moment
 from tally.config import settings
 from tally.errors import Conflict, TallyError, Unavailable
@@ -99,8 +101,17 @@ class Counter:
 def get(
     workspace: str, name: str, *, default_visibility: str = "private", client: Any = None
 ) -> Counter | None:
-    """The counter as it is now (strongly consistent), or None if it was never created."""
-    item = _read(client or aws.dynamodb(), workspace, name)
+    """The counter as it is now (strongly consistent), or None if it was never created: one
+    GetItem; a sharded counter's shards in one BatchGetItem (after the GetItem that finds it
+    sharded, unless this container knew)."""
+    client = client or aws.dynamodb()
+    known = shards.known(workspace, name)
+    if known > 1:
+        item = shards.total(client, workspace, name, known)
+    else:
+        item = _read(client, workspace, name)
+        if item.sharded:
+            item = shards.total(client, workspace, name, item.shards, given={0: item})
     return Counter(workspace, name, item, default_visibility) if item.exists else None
 
 
@@ -126,6 +137,11 @@ def change(
         )
     at = Moment.of(now or clock.now())
     open_to = default_visibility if refuse_private is not None else None
+    client = client or aws.dynamodb()
+    if shards.known(workspace, name) > 1:
+        done = _sharded(client, workspace, name, delta, at, open_to, refuse_private)
+        if done is not None:
+            return Counter(workspace, name, done, default_visibility)
     # Guess "same day"; a wrong guess returns the old item (no extra read) and tells the right one.
     rollover = "same_day"
     for _ in range(_ROLLOVER_TRIES):
@@ -134,10 +150,50 @@ def change(
         if refusal in (Refusal.STALE_DAY, Refusal.RACED):
             rollover = item.rollover(at)
             continue
+        if refusal is Refusal.SHARDED:  # sharded since this container last saw it
+            shards.learn(workspace, name, item.shards)
+            done = _sharded(client, workspace, name, delta, at, open_to, refuse_private)
+            if done is not None:
+                return Counter(workspace, name, done, default_visibility)
+            continue
         if refusal is not None and refusal is not Refusal.APPLIED:
             raise _error(refusal, item, delta, refuse_private)
         return Counter(workspace, name, item, default_visibility)
     raise Unavailable("the counter is changing too fast to record; retry", retry_after=1)
+
+
+def _sharded(
+    client: Any,
+    workspace: str,
+    name: str,
+    delta: int,
+    at: Moment,
+    open_to: str | None,
+    refuse_private: TallyError | None,
+) -> CounterItem | None:
+    """A change to a sharded counter (tally.shards): the counter after it, or None if it is not
+    sharded after all."""
+
+    def send(shard: int, update: Update) -> tuple[CounterItem, Refusal | None]:
+        return _write(client, workspace, name, update, at, shard=shard)
+
+    with operation.begin(operation.running()) as op:  # one operation, outside a request too
+        outcome = shards.change(
+            client,
+            workspace,
+            name,
+            delta,
+            at,
+            open_to=open_to,
+            op=op,
+            shards=shards.known(workspace, name),
+            send=send,
+        )
+    if outcome is None:
+        return None
+    if outcome.refusal is not None:
+        raise _error(outcome.refusal, outcome.item, delta, refuse_private)
+    return outcome.item
 
 
 def set_value(
@@ -151,7 +207,26 @@ def set_value(
 ) -> Counter:
     """Set the value outright (reset is value 0). Counts in neither up nor down."""
     at = Moment.of(now or clock.now())
-    item, refusal = _write(client, workspace, name, stored.set_value(value, at), at)
+    client = client or aws.dynamodb()
+    if shards.known(workspace, name) == 1:
+        item, refusal = _write(client, workspace, name, stored.set_value(value, at), at)
+    else:
+        item, refusal = stored.item(None), Refusal.SHARDED
+    if refusal is Refusal.SHARDED:  # exact on the sum: a global operation (tally.shards)
+        outcome = shards.run(
+            client, workspace, name, shards.SetValue(value, at, operation.current())
+        )
+        if outcome is None:  # not sharded after all
+            shards.learn(workspace, name, 1)
+            return set_value(
+                workspace,
+                name,
+                value,
+                default_visibility=default_visibility,
+                now=now,
+                client=client,
+            )
+        return Counter(workspace, name, outcome.item, default_visibility)
     if refusal is Refusal.OUTSIDE_BOUNDS:
         raise Conflict(
             f"{value} is outside the counter's bounds", fields={"value": "outside bounds"}
@@ -162,13 +237,15 @@ def set_value(
 
 
 def values(workspace: str, *, client: Any = None) -> dict[str, int]:
-    """Every counter of a workspace and its value: one strongly consistent Query, paged."""
-    pages = (
-        (client or aws.dynamodb())
-        .get_paginator("query")
-        .paginate(TableName=settings().counters_table, **stored.values_query(workspace))
+    """Every counter of a workspace and its value: one strongly consistent Query, paged (shard
+    items are keyed outside the workspace, so it never meets them); a sharded counter's other
+    shards then in one BatchGetItem with every other's."""
+    client = client or aws.dynamodb()
+    pages = client.get_paginator("query").paginate(
+        TableName=settings().counters_table, **stored.values_query(workspace)
     )
-    return {stored.name(raw): stored.item(raw).value for page in pages for raw in page["Items"]}
+    found = [stored.item(raw) for page in pages for raw in page["Items"]]
+    return {stored.name(item.raw): item.value for item in _summed(client, workspace, found)}
 
 
 def every(
@@ -176,15 +253,37 @@ def every(
 ) -> list[Counter]:
     """Every counter of a workspace, whole (settings and stats): one strongly consistent Query,
     paged. A dashboard's table; a client wanting values only asks `values`, which reads less."""
-    pages = (
-        (client or aws.dynamodb())
-        .get_paginator("query")
-        .paginate(TableName=settings().counters_table, **stored.every_query(workspace))
+    client = client or aws.dynamodb()
+    pages = client.get_paginator("query").paginate(
+        TableName=settings().counters_table, **stored.every_query(workspace)
     )
+    found = [stored.item(raw) for page in pages for raw in page["Items"]]
     return [
-        Counter(workspace, stored.name(raw), stored.item(raw), default_visibility)
-        for page in pages
-        for raw in page["Items"]
+        Counter(workspace, stored.name(item.raw), item, default_visibility)
+        for item in _summed(client, workspace, found)
+    ]
+
+
+def _summed(client: Any, workspace: str, found: list[CounterItem]) -> list[CounterItem]:
+    """Counters as a Query listed them (shard 0 each), the sharded ones summed over their other
+    shards, read for all of them at once (BatchGetItem, 100 keys a call)."""
+    sharded = [item for item in found if item.sharded]
+    if not sharded:
+        return found
+    keys = [
+        stored.key(workspace, stored.name(item.raw), i)
+        for item in sharded
+        for i in range(1, item.shards)
+    ]
+    parts: dict[str, dict[int, CounterItem]] = {}
+    for raw in shards.batch_get(client, keys):
+        _, name, shard = stored.identity(raw)
+        parts.setdefault(name, {})[shard] = stored.item(raw)
+    return [
+        shards.checked(client, workspace, stored.name(item.raw), item, parts)
+        if item.sharded
+        else item
+        for item in found
     ]
 
 
@@ -218,7 +317,7 @@ def _error(
 
 
 def _write(
-    client: Any, workspace: str, name: str, update: Update, at: Moment
+    client: Any, workspace: str, name: str, update: Update, at: Moment, *, shard: int = 0
 ) -> tuple[CounterItem, Refusal | None]:
     """Send a change stamped with the running operation: (the counter as it left it, None), or
     when refused, (the counter as it was, the refusal its failed condition names); APPLIED when
@@ -227,7 +326,7 @@ def _write(
     op = operation.current()
     stored.stamp(update, op, at.epoch_ms, operation.REPEAT_WINDOW_MS)
     try:
-        answer = _send(client, workspace, name, update, op, at.epoch_ms)
+        answer = _send(client, workspace, name, update, op, at.epoch_ms, shard)
     except ClientError as err:
         if not aws.condition_failed(err):
             raise
@@ -238,12 +337,14 @@ def _write(
     return item, None
 
 
-def _send(client: Any, workspace: str, name: str, update: Update, op: str, now_ms: int) -> dict:
+def _send(
+    client: Any, workspace: str, name: str, update: Update, op: str, now_ms: int, shard: int
+) -> dict:
     """The change, never applied twice (tally.aws.send_additive): a lost answer is confirmed
-    by reading the counter, whose last operation is this one if it was applied."""
+    by reading the counter (the shard), whose last operation is this one if it was applied."""
 
     def applied() -> dict[str, Any] | None:
-        item = _read(client, workspace, name)
+        item = _read(client, workspace, name, shard)
         return item.raw if item.applied(op, now_ms, operation.REPEAT_WINDOW_MS) else None
 
     return aws.send_additive(
@@ -252,6 +353,7 @@ def _send(client: Any, workspace: str, name: str, update: Update, op: str, now_m
             workspace,
             name,
             update,
+            shard,
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         ),
@@ -260,17 +362,21 @@ def _send(client: Any, workspace: str, name: str, update: Update, op: str, now_m
     )
 
 
-def _read(client: Any, workspace: str, name: str) -> CounterItem:
+def _read(client: Any, workspace: str, name: str, shard: int = 0) -> CounterItem:
     answer = client.get_item(
-        TableName=settings().counters_table, Key=stored.key(workspace, name), ConsistentRead=True
+        TableName=settings().counters_table,
+        Key=stored.key(workspace, name, shard),
+        ConsistentRead=True,
     )
     return stored.item(answer.get("Item"))
 
 
-def _update(client: Any, workspace: str, name: str, update: Update, **extra: Any) -> Any:
+def _update(
+    client: Any, workspace: str, name: str, update: Update, shard: int = 0, **extra: Any
+) -> Any:
     return client.update_item(
         TableName=settings().counters_table,
-        Key=stored.key(workspace, name),
+        Key=stored.key(workspace, name, shard),
         **update.params(),
         **extra,
     )

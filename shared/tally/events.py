@@ -85,10 +85,17 @@ def derive(record: dict[str, Any]) -> list[Event]:
 def _counter_events(record: dict[str, Any], images: dict[str, Any]) -> list[Event]:
     old = stored_counter.item(images.get("OldImage"))
     new = stored_counter.item(images.get("NewImage"))
-    before, after = old.value, new.value
+    workspace, name, shard = stored_counter.identity(images["Keys"])
+    if new.global_op is not None and new.global_op != old.global_op:
+        if shard:
+            return []
+        before, after = new.summary()[:2]  # a sharded counter's total (tally.shards)
+    elif shard or old.sharded or new.sharded:
+        return []  # a change on one shard stays within its band: it crosses no level
+    else:
+        before, after = old.value, new.value
     if before == after:
         return []  # settings, first writes of keys alone: no value moved
-    workspace, name = stored_counter.names(images["Keys"])
     at_ms = stored_counter.changed_at_s(old, new, images["ApproximateCreationDateTime"]) * 1000
     base = {"counter": name, "value": after, "previous_value": before}
     found: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []

@@ -5,6 +5,12 @@ buckets in the history table (tally.items.history), one write per bucket per bat
 What a change did comes from the stream record's two images: up and down are usage (the totals'
 growth), `value_change` the value's net change (a set or reset, and billing, move it too), and
 `billed` the units a billing run took off. Settings changes move none of them and are skipped.
+
+A sharded counter (tally.shards) has a record per shard item: a change on a shard is that
+shard's growth, added to the counter's buckets; a global operation (a set, a settings change,
+resharding, a change that crossed a level) is told once, by shard 0's summary, and the other
+items it wrote (values moved between shards, rooms split again) are skipped. Each bucket keeps
+the last record it took from each shard, since sequence numbers grow per item's stream shard.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Change:
     counter: str
     at_s: float  # when it happened, epoch seconds
     sums: Sums
+    shard: int = 0  # the shard item whose record it is (tally.shards)
 
 
 def derive(raw: dict[str, Any]) -> Change | None:
@@ -41,17 +48,23 @@ def derive(raw: dict[str, Any]) -> Change | None:
     images = raw["dynamodb"]
     old = stored_counter.item(images.get("OldImage"))
     new = stored_counter.item(images.get("NewImage"))
-    sums = Sums(
-        up=new.up_count - old.up_count,
-        down=new.down_count - old.down_count,
-        value_change=new.value - old.value,
-        billed=new.billed_units - old.billed_units,
-    )
+    workspace, counter, shard = stored_counter.identity(images["Keys"])
+    if new.global_op is not None and new.global_op != old.global_op:
+        if shard:
+            return None  # told by shard 0's summary
+        before, after, up, down = new.summary()
+        sums = Sums(up=up, down=down, value_change=after - before)
+    else:
+        sums = Sums(
+            up=new.up_count - old.up_count,
+            down=new.down_count - old.down_count,
+            value_change=new.value - old.value,
+            billed=new.billed_units - old.billed_units,
+        )
     if not sums:
         return None
     at_s = stored_counter.changed_at_s(old, new, images["ApproximateCreationDateTime"])
-    workspace, counter = stored_counter.names(images["Keys"])
-    return Change(workspace, counter, at_s, sums)
+    return Change(workspace, counter, at_s, sums, shard)
 
 
 def absorb(changes: Iterable[tuple[Change, str, Any]], *, client: Any = None) -> list[tuple]:
@@ -59,23 +72,25 @@ def absorb(changes: Iterable[tuple[Change, str, Any]], *, client: Any = None) ->
     buckets: one conditional UpdateItem per bucket. Returns (record, error) for every record
     whose bucket could not be written, so that the batch is retried from the first of them.
     Records a bucket took before are never added again (tally.items.history: `seq`)."""
-    buckets: dict[tuple[str, str, str, int], list[tuple[str, Sums, Any]]] = {}
+    buckets: dict[tuple[str, str, str, int, int], list[tuple[str, Sums, Any]]] = {}
     for change, number, record in changes:
         for grain in ("h", "d", "m"):
             at = stored.bucket_start(change.at_s, grain)
-            taken = buckets.setdefault((change.workspace, change.counter, grain, at), [])
-            taken.append((stored.sequence(number), change.sums, record))
+            where = (change.workspace, change.counter, grain, at, change.shard)
+            buckets.setdefault(where, []).append((stored.sequence(number), change.sums, record))
     client = client or aws.dynamodb()
     failed = []
-    for (workspace, counter, grain, at), records in buckets.items():
+    for (workspace, counter, grain, at, shard), records in buckets.items():
         try:
-            _add(client, stored.key(workspace, counter, grain, at), grain, at, records)
+            _add(client, stored.key(workspace, counter, grain, at), grain, at, records, shard)
         except (ClientError, BotoCoreError) as err:  # unreachable, throttled, or applied with
             failed += [(record, err) for _, _, record in records]  # its answer lost: resent
     return failed
 
 
-def _add(client: Any, key: dict, grain: str, at: int, records: list[tuple[str, Sums, Any]]):
+def _add(
+    client: Any, key: dict, grain: str, at: int, records: list[tuple[str, Sums, Any]], shard: int
+):
     records = sorted(records, key=lambda r: r[0])
     for _ in range(3):
         if not records:
@@ -83,7 +98,7 @@ def _add(client: Any, key: dict, grain: str, at: int, records: list[tuple[str, S
         total = Sums()
         for _, sums, _ in records:
             total.add(sums)
-        update = stored.absorb(total, records[0][0], records[-1][0], grain, at)
+        update = stored.absorb(total, records[0][0], records[-1][0], grain, at, shard)
         try:
             client.update_item(
                 TableName=settings().history_table,
@@ -95,7 +110,7 @@ def _add(client: Any, key: dict, grain: str, at: int, records: list[tuple[str, S
         except ClientError as err:
             if not aws.condition_failed(err):
                 raise
-            last = stored.last_taken(err.response.get("Item"))
+            last = stored.last_taken(err.response.get("Item"), shard)
             records = [r for r in records if r[0] > last]  # the ones it has not taken
     raise RuntimeError("a history bucket kept moving under one consumer")  # one per shard
 

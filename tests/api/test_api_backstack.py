@@ -179,6 +179,7 @@ def test_settings_of_a_counter_never_set_up_are_the_defaults(api, workspace):
         "upper_bound": None,
         "billing": None,
         "alerts": [],
+        "shards": 1,
     }
 
 
@@ -196,7 +197,7 @@ def test_settings_are_stored_and_read_back(api, workspace):
     got = api("GET", "/account/counters/api_calls/settings", key=key)
 
     assert put.status == 200
-    assert put.body == got.body == {"id": "api_calls", **body}
+    assert put.body == got.body == {"id": "api_calls", **body, "shards": 1}
     assert api("GET", "/account/counters", key=key).body == {"counters": {"api_calls": 0}}
 
 

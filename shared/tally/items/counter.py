@@ -11,6 +11,17 @@ Attributes (short names keep a busy counter under 1 KB, i.e. one write unit a ch
   all-time buckets (UTC), two-byte names (`bucket`): hour of day x<h>/y<h> (h in 0-9a-n),
                weekday p<d>/q<d> (0=Monday), quarter r<n>/s<n> (1-4); first letter up, second down
 
+A sharded counter (tally.shards) is N items. Shard 0 is the item above, keyed as ever, holding
+the settings; shard i >= 1 is keyed `workspace = "<workspace>/<counter>/<i>"` (neither name may
+hold a "/"), so no Query of a workspace ever meets it. Each holds its part of v, uc, dc, the day,
+week and all-time buckets, and its share of the room; a read sums them (`combine`). Sharded only:
+  sh           on shard 0: N (absent: unsharded)       ku / kd   share of the room left in uc / dc
+  ru / rd      share of the room in the counter's band (tally.shards), not to the bound itself
+  fz           frozen until (epoch ms) by a global operation: no change lands meanwhile
+  gx           the last global operation that wrote the item; on shard 0 with its summary:
+  go / gn / gu / gd   the counter's total before and after it, and the up / down it applied
+  vis / bt     copies of shard 0's on shards >= 1 (an anonymous change's condition reads them)
+
 Every write here is an `Update` whose conditions carry the `Refusal` their failure means.
 """
 
@@ -22,7 +33,7 @@ from enum import Enum
 from typing import Any
 
 from tally.clock import Moment
-from tally.items.expression import Attr, Update, decode
+from tally.items.expression import Attr, Update, decode, encode
 from tally.names import INT64_MAX, INT64_MIN
 
 WORKSPACE, COUNTER = Attr("workspace"), Attr("counter")
@@ -33,6 +44,14 @@ CREATED, UPDATED, LAST_OP = Attr("ca"), Attr("ua"), Attr("lop")
 DAY, WEEK = Attr("dy"), Attr("wk")
 THRESHOLD, AMOUNT, BILLING_TEXT, BILLED = Attr("bt"), Attr("ba"), Attr("bd"), Attr("bu")
 ALERTS = Attr("al")
+SHARDS, UPS_LEFT, DOWNS_LEFT = Attr("sh"), Attr("ku"), Attr("kd")
+FROZEN, GLOBAL_OP = Attr("fz"), Attr("gx")
+SUM_BEFORE, SUM_AFTER, SUM_UP, SUM_DOWN = Attr("go"), Attr("gn"), Attr("gu"), Attr("gd")
+MAX_SHARDS = 64
+# The escrowed quantities a sharded counter splits over its shards, by kind: room up and down
+# (in the band), room left in the up and down totals.
+ROOM_KINDS = {"up": "ru", "down": "rd", "ups": "ku", "downs": "kd"}
+ROOMS = tuple(ROOM_KINDS.values())
 
 
 def changed_at_s(old: CounterItem, new: CounterItem, approximate_s: float) -> float:
@@ -43,8 +62,19 @@ def changed_at_s(old: CounterItem, new: CounterItem, approximate_s: float) -> fl
     return float(approximate_s)
 
 
-def key(workspace: str, name: str) -> dict[str, Any]:
-    return {"workspace": {"S": workspace}, "counter": {"S": name}}
+def key(workspace: str, name: str, shard: int = 0) -> dict[str, Any]:
+    """The item of a counter's shard: shard 0 is the counter's own item."""
+    partition = workspace if shard == 0 else f"{workspace}/{name}/{shard}"
+    return {"workspace": {"S": partition}, "counter": {"S": name}}
+
+
+def identity(keys: dict[str, Any]) -> tuple[str, str, int]:
+    """(workspace, counter, shard) of an item's key (or a stream record's Keys)."""
+    partition, name = keys[WORKSPACE.name]["S"], keys[COUNTER.name]["S"]
+    if "/" not in partition:
+        return partition, name, 0
+    workspace, _, shard = partition.split("/")
+    return workspace, name, int(shard)
 
 
 _SLOTS = "0123456789abcdefghijklmn"  # hour 0-23 in one character
@@ -71,6 +101,10 @@ class Refusal(Enum):
     BOUNDS_CROSS = "a bound would cross the other one"
     STALE_DAY = "the day or week guessed is not the counter's (try again with the right one)"
     RACED = "every condition holds on the item as it was: it changed meanwhile"
+    SHARDED = "the counter is sharded: send the change to one of its shards"
+    UNSHARDED = "this shard is not there (the counter was resharded, or is not sharded)"
+    FROZEN = "a global operation holds the counter for a moment"
+    SHORT = "this shard's share of the room is short (move room from other shards)"
 
 
 @dataclass(frozen=True)
@@ -151,6 +185,43 @@ class CounterItem:
     def billed_units(self) -> int:
         return self._n(BILLED)
 
+    @property
+    def shards(self) -> int:
+        """N on shard 0 (1: unsharded)."""
+        return self._n(SHARDS) or 1
+
+    @property
+    def sharded(self) -> bool:
+        return SHARDS.name in self.raw
+
+    @property
+    def last_op(self) -> str | None:
+        return self._maybe(LAST_OP)
+
+    def frozen(self, now_ms: int) -> bool:
+        return self._n(FROZEN) > now_ms
+
+    @property
+    def global_op(self) -> str | None:
+        return self._maybe(GLOBAL_OP)
+
+    def summary(self) -> tuple[int, int, int, int]:
+        """(total before, total after, up, down) of the last global operation (shard 0)."""
+        return tuple(self._n(a) for a in (SUM_BEFORE, SUM_AFTER, SUM_UP, SUM_DOWN))  # type: ignore[return-value]
+
+    def room(self, kind: str) -> int:
+        """A room by its kind (ROOM_KINDS), 0 if absent."""
+        return self._n(Attr(ROOM_KINDS[kind]))
+
+    @property
+    def split(self) -> bool:
+        """Whether its room is split over shards (a sharded counter's shard, resharding done)."""
+        return UPS_LEFT.name in self.raw
+
+    def state(self) -> dict[str, int]:
+        """The summed attributes (SUMMED) as numbers: what a shard holds of the counter."""
+        return {name: self._n(Attr(name)) for name in SUMMED if name in self.raw}
+
     def today(self, at: Moment) -> tuple[int, int]:
         """(up, down) on the day of `at`: zero if the counter last changed on another day."""
         if self._n(DAY) != at.day:
@@ -181,6 +252,128 @@ class CounterItem:
 
 def item(raw: dict[str, Any] | None) -> CounterItem:
     return CounterItem(raw or {})
+
+
+# ------------------------------------------------------------------ a sharded counter's sum
+
+_BUCKETS = tuple(
+    bucket(kind, slot, side).name
+    for kind, slots in (("hour", range(24)), ("weekday", range(7)), ("quarter", range(1, 5)))
+    for slot in slots
+    for side in ("up", "down")
+)
+SUMMED = ("v", "uc", "dc", *_BUCKETS)  # added up over the shards as they are
+_PERIODS = (("dy", "dyu", "dyd"), ("wk", "wku", "wkd"))  # the latest period's, added up
+
+
+def combine(shards: list[CounterItem]) -> CounterItem:
+    """The counter a sharded counter's items make (shard 0 first): its settings, and the sum of
+    the shards' values, totals, buckets and rooms; today and this week from the shards that
+    counted in the latest day and week; updated when the last shard was."""
+    raw = dict(shards[0].raw)
+    for name in (*SUMMED, *ROOMS):
+        present = [s.raw[name] for s in shards if name in s.raw]
+        if present:
+            raw[name] = {"N": str(sum(int(cell["N"]) for cell in present))}
+    for period, up, down in _PERIODS:
+        latest = max((s._n(Attr(period)) for s in shards), default=0)
+        if latest:
+            raw[period] = {"N": str(latest)}
+            for name in (up, down):
+                total = sum(s._n(Attr(name)) for s in shards if s._n(Attr(period)) == latest)
+                raw[name] = {"N": str(total)}
+    updated = max(s.updated_ms for s in shards)
+    if updated:
+        raw[UPDATED.name] = {"N": str(updated)}
+    return CounterItem(raw)
+
+
+def fold(into: dict[str, int], other: dict[str, int]) -> dict[str, int]:
+    """Two shards' states (`CounterItem.state` plus the periods) as one: what a removed shard
+    leaves to shard 0."""
+    out = dict(into)
+    for name in SUMMED:
+        if name in other:
+            out[name] = out.get(name, 0) + other[name]
+    for period, up, down in _PERIODS:
+        mine, theirs = out.get(period, 0), other.get(period, 0)
+        if theirs > mine:
+            out.update({period: theirs, up: other.get(up, 0), down: other.get(down, 0)})
+        elif theirs == mine and theirs:
+            out[up] = out.get(up, 0) + other.get(up, 0)
+            out[down] = out.get(down, 0) + other.get(down, 0)
+    return out
+
+
+def periods(shard: CounterItem) -> dict[str, int]:
+    """A shard's state with its day and week buckets (what `fold` and `usage` work on)."""
+    out = shard.state()
+    for names in _PERIODS:
+        out.update({name: shard._n(Attr(name)) for name in names if name in shard.raw})
+    return out
+
+
+def total_of(states: list[dict[str, int]]) -> CounterItem:
+    """The value and totals of shards' states, as an item (what the room is split from)."""
+    raw = {
+        name: {"N": str(sum(state.get(name, 0) for state in states))}
+        for name in (VALUE.name, UP_TOTAL.name, DOWN_TOTAL.name)
+    }
+    return CounterItem(raw)
+
+
+def with_value(state: dict[str, int], value: int) -> dict[str, int]:
+    return {**state, VALUE.name: value}
+
+
+def with_settings(first: CounterItem, change: dict[str, Any]) -> CounterItem:
+    """Shard 0 as a settings change (`settings`) will leave its settings."""
+    raw = dict(first.raw)
+    for name, attr in (
+        ("visibility", VISIBILITY),
+        ("description", DESCRIPTION),
+        ("upper_bound", UPPER),
+        ("lower_bound", LOWER),
+    ):
+        if name in change:
+            raw.pop(attr.name, None)
+            if change[name] is not None:
+                raw[attr.name] = encode(change[name])
+    if "billing" in change:
+        for attr in (THRESHOLD, AMOUNT, BILLING_TEXT):
+            raw.pop(attr.name, None)
+        if change["billing"]:
+            billing = change["billing"]
+            raw[THRESHOLD.name] = encode(billing["threshold"])
+            raw[AMOUNT.name] = encode(billing["amount"])
+            raw[BILLING_TEXT.name] = encode(billing["description"])
+    if "alerts" in change:
+        raw.pop(ALERTS.name, None)
+        if change["alerts"]:
+            raw[ALERTS.name] = encode(json.dumps(change["alerts"], separators=(",", ":")))
+    return CounterItem(raw)
+
+
+def usage(state: dict[str, int], delta: int, at: Moment) -> dict[str, int]:
+    """`state` after the change `change` would write (delta, at): the same arithmetic, done on
+    a snapshot by a global operation (tally.shards)."""
+    out = dict(state)
+    out["v"] = out.get("v", 0) + delta
+    if delta == 0:
+        return out
+    amount, up = abs(delta), delta > 0
+    side, other, total = ("u", "d", "uc") if up else ("d", "u", "dc")
+    out[total] = out.get(total, 0) + amount
+    direction = "up" if up else "down"
+    for kind, slot in (("hour", at.hour), ("weekday", at.weekday), ("quarter", at.quarter)):
+        name = bucket(kind, slot, direction).name
+        out[name] = out.get(name, 0) + amount
+    for period, now in (("dy", at.day), ("wk", at.week)):
+        if out.get(period, 0) >= now:
+            out[f"{period}{side}"] = out.get(f"{period}{side}", 0) + amount
+        else:
+            out.update({period: now, f"{period}{side}": amount, f"{period}{other}": 0})
+    return out
 
 
 # ------------------------------------------------------------------ room to the bounds
@@ -235,14 +428,31 @@ def stamp(update: Update, op: str, now_ms: int, window_ms: int) -> None:
     )
 
 
-def change(delta: int, at: Moment, rollover: str, *, open_to: str | None) -> Update:
+def change(
+    delta: int,
+    at: Moment,
+    rollover: str,
+    *,
+    open_to: str | None,
+    sharded: bool = False,
+    now_ms: int = 0,
+) -> Update:
     """ADD `delta` to the value, the totals and the stats buckets, the bounds checked in the same
     write. With `open_to` (the workspace's default visibility) only a counter open to anyone may
     take it: public, and never billed. `rollover`: the first change of a UTC day (or ISO week)
-    resets that bucket, a different expression; "same_day", "new_day" or "new_week"."""
+    resets that bucket, a different expression; "same_day", "new_day" or "new_week".
+    An unsharded change is refused by a sharded counter (SHARDED: its shard 0 holds only a share
+    of the room); a `sharded` one goes to one shard, and is checked against that shard's share of
+    the room and of the totals' 64 bits (SHORT), never while the counter is frozen."""
     update = Update()
     update.add(VALUE, delta)
-    _room_after_add(update, delta)
+    if sharded:
+        update.require(UPS_LEFT.exists(), Refusal.UNSHARDED)
+        update.require(FROZEN.missing() | (FROZEN < (now_ms or at.epoch_ms)), Refusal.FROZEN)
+        update.set("#ru = #ru - :d, #rd = #rd + :d", d=delta)
+    else:
+        update.require(SHARDS.missing(), Refusal.SHARDED)
+        _room_after_add(update, delta)
     update.set("#ua = :now", now=at.epoch_ms)
     update.set("#ca = if_not_exists(#ca, :now)")
     if open_to is not None:
@@ -261,8 +471,13 @@ def change(delta: int, at: Moment, rollover: str, *, open_to: str | None) -> Upd
     else:
         room, total, side, other = ROOM_DOWN, DOWN_TOTAL, "d", "u"
         refusals = Refusal.BELOW_LOWER, Refusal.DOWN_TOTAL_FULL
-    update.require(room.missing() | (room >= amount), refusals[0])
-    update.require(total.missing() | (total <= INT64_MAX - amount), refusals[1])
+    if sharded:
+        left = UPS_LEFT if delta > 0 else DOWNS_LEFT
+        update.require((room >= amount) & (left >= amount), Refusal.SHORT)
+        update.add(left, -amount)
+    else:
+        update.require(room.missing() | (room >= amount), refusals[0])
+        update.require(total.missing() | (total <= INT64_MAX - amount), refusals[1])
     direction = "up" if delta > 0 else "down"
     update.add(total, amount)
     for kind, slot in (("hour", at.hour), ("weekday", at.weekday), ("quarter", at.quarter)):
@@ -291,16 +506,21 @@ def set_value(value: int, at: Moment) -> Update:
     _room_after_set(update)
     update.set("#ua = :now", now=at.epoch_ms)
     update.set("#ca = if_not_exists(#ca, :now)")
+    update.require(SHARDS.missing(), Refusal.SHARDED)
     update.require(UPPER.missing() | (UPPER >= value), Refusal.OUTSIDE_BOUNDS)
     update.require(LOWER.missing() | (LOWER <= value), Refusal.OUTSIDE_BOUNDS)
     return update
 
 
-def settings(change: dict[str, Any], now_ms: int) -> Update:
+def settings(change: dict[str, Any], now_ms: int, *, sharded: bool = False) -> Update:
     """Apply a settings change (the fields given; `None` clears one) in one write, refused if the
-    counter's current value is outside the new bounds or they cross the other bound stored."""
-    given = set(change)
+    counter's current value is outside the new bounds or they cross the other bound stored.
+    `sharded`: the part of a global operation (tally.shards) that writes shard 0's settings; the
+    value and the rooms are the operation's (its snapshot holds the total), not this write's."""
+    given = set(change) - {"shards"}
     update = Update()
+    if not sharded:
+        update.require(SHARDS.missing(), Refusal.SHARDED)
     if "visibility" in given:
         if change["visibility"] is None:
             update.remove(VISIBILITY)
@@ -325,7 +545,8 @@ def settings(change: dict[str, Any], now_ms: int) -> Update:
         else:
             update.remove(ALERTS)
     hi, lo = change.get("upper_bound"), change.get("lower_bound")
-    _room_after_bounds(update, given, hi, lo)
+    if not sharded:
+        _room_after_bounds(update, given, hi, lo)
     # A counter never changed has the value 0: it holds a bound that admits 0.
     if "upper_bound" in given:
         if hi is None:
@@ -333,7 +554,10 @@ def settings(change: dict[str, Any], now_ms: int) -> Update:
         else:
             update.set("#hi = :hi", hi=hi)
             holds = VALUE <= hi
-            update.require(VALUE.missing() | holds if hi >= 0 else holds, Refusal.OUTSIDE_BOUNDS)
+            if not sharded:
+                update.require(
+                    VALUE.missing() | holds if hi >= 0 else holds, Refusal.OUTSIDE_BOUNDS
+                )
             if "lower_bound" not in given:  # never below the lower bound already stored
                 update.require(LOWER.missing() | (LOWER <= hi), Refusal.BOUNDS_CROSS)
     if "lower_bound" in given:
@@ -342,7 +566,10 @@ def settings(change: dict[str, Any], now_ms: int) -> Update:
         else:
             update.set("#lo = :lo", lo=lo)
             holds = VALUE >= lo
-            update.require(VALUE.missing() | holds if lo <= 0 else holds, Refusal.OUTSIDE_BOUNDS)
+            if not sharded:
+                update.require(
+                    VALUE.missing() | holds if lo <= 0 else holds, Refusal.OUTSIDE_BOUNDS
+                )
             if "upper_bound" not in given:  # never above the upper bound already stored
                 update.require(UPPER.missing() | (UPPER >= lo), Refusal.BOUNDS_CROSS)
     update.set("#ca = if_not_exists(#ca, :now)", now=now_ms)
@@ -359,6 +586,7 @@ def bill(units: int, billed: int, threshold: int, amount: int, description: str)
     update.add(BILLED, units)
     _room_after_billing(update, units)
     same_billed = BILLED.eq(billed) if billed else BILLED.missing() | BILLED.eq(0)
+    update.require(SHARDS.missing())  # shard 0 of a sharded counter holds a part of the value
     update.require(same_billed & (VALUE >= units))
     text = BILLING_TEXT.eq(description)
     if not description:
@@ -366,12 +594,150 @@ def bill(units: int, billed: int, threshold: int, amount: int, description: str)
     return update.require(THRESHOLD.eq(threshold) & AMOUNT.eq(amount) & text)
 
 
+# ------------------------------------------------------------------ a sharded counter's writes
+# (tally.shards decides them: a global operation freezes every shard, reads them, and rewrites
+# them in one transaction; a rebalance moves room between shards in one transaction)
+
+
+def freeze(until_ms: int, now_ms: int, *, shard: int, sharded: bool, shards: int) -> Update:
+    """Hold a shard until `until_ms` (a global operation's first step): no change lands on it
+    meanwhile. Shard 0 of an unsharded counter becomes sharded by it (`shards`): its unsharded
+    changes are refused from then on, and wait like the others."""
+    update = Update()
+    update.set(f"#fz = {update.value(until_ms)}")
+    update.require(FROZEN.missing() | (FROZEN < now_ms), Refusal.FROZEN)
+    if shard:
+        update.require(UPS_LEFT.exists(), Refusal.UNSHARDED)
+    elif sharded:
+        update.require(SHARDS.exists(), Refusal.UNSHARDED)
+    else:
+        update.require(SHARDS.missing(), Refusal.SHARDED)
+        update.set(f"#sh = {update.value(shards)}")
+        update.set(f"#ca = if_not_exists(#ca, {update.value(now_ms)})")
+    return update
+
+
+def _as_seen(update: Update, seen: CounterItem, until_ms: int) -> Update:
+    """Conditions: the shard is still held by this operation and as its snapshot read it."""
+    update.require(FROZEN.eq(until_ms), Refusal.RACED)
+    for attr in (VALUE, LAST_OP, *(Attr(name) for name in ROOMS)):
+        known = decode(seen.raw.get(attr.name))
+        update.require(attr.missing() if known is None else attr.eq(known), Refusal.RACED)
+    return update
+
+
+def rewrite(
+    seen: CounterItem,
+    state: dict[str, int],
+    rooms: dict[str, int],
+    *,
+    op: str,
+    until_ms: int,
+    base: Update | None = None,
+) -> Update:
+    """A shard as a global operation leaves it: `state` (its summed attributes and periods) and
+    `rooms`, stamped with the operation, released; only if still as `seen`. `base`: shard 0's
+    settings, written in the same update."""
+    update = base or Update()
+    before = periods(seen)
+    for name, number in state.items():
+        if before.get(name) != number:
+            update.set(f"#{name} = {update.value(number)}")
+    for kind, name in ROOM_KINDS.items():
+        if kind in rooms:
+            update.set(f"#{name} = {update.value(rooms[kind])}")
+        else:
+            update.remove(Attr(name))
+    update.set(f"#gx = {update.value(op)}")
+    update.remove(FROZEN)
+    return _as_seen(update, seen, until_ms)
+
+
+def summarize(update: Update, shards: int, before: int, after: int, up: int, down: int) -> None:
+    """Shard 0's part of a global operation: N (none: unsharded again) and what the operation did
+    to the counter's total, which history and events read from the stream."""
+    if shards > 1:
+        update.set(f"#sh = {update.value(shards)}")
+    else:
+        update.remove(SHARDS)
+    for attr, number in ((SUM_BEFORE, before), (SUM_AFTER, after), (SUM_UP, up), (SUM_DOWN, down)):
+        update.set(f"#{attr.name} = {update.value(number)}")
+
+
+def stamp_change(update: Update, op: str, now_ms: int) -> None:
+    """The change or set a global operation applies: stamped like any change."""
+    update.set(f"#lop = {update.value(op)}, #ua = {update.value(now_ms)}")
+
+
+def mirror(update: Update, settings_of: CounterItem) -> None:
+    """On shards >= 1: shard 0's visibility and billing mark, which an anonymous change checks."""
+    if settings_of.own_visibility is None:
+        update.remove(VISIBILITY)
+    else:
+        update.set(f"#vis = {update.value(settings_of.own_visibility)}")
+    if settings_of.billing is None:
+        update.remove(THRESHOLD)
+    else:
+        update.set(f"#bt = {update.value(settings_of.billing[0])}")
+
+
+def new_shard(
+    workspace: str,
+    name: str,
+    shard: int,
+    rooms: dict[str, int],
+    *,
+    op: str,
+    settings_of: CounterItem,
+    now_ms: int,
+) -> dict[str, Any]:
+    """A shard a global operation adds: empty, with its share of the room; put only if absent."""
+    fields: dict[str, Any] = {**key(workspace, name, shard), CREATED.name: {"N": str(now_ms)}}
+    fields |= {ROOM_KINDS[kind]: {"N": str(number)} for kind, number in rooms.items()}
+    fields[GLOBAL_OP.name] = {"S": op}
+    if settings_of.own_visibility is not None:
+        fields[VISIBILITY.name] = {"S": settings_of.own_visibility}
+    if settings_of.billing is not None:
+        fields[THRESHOLD.name] = {"N": str(settings_of.billing[0])}
+    return {
+        "Item": fields,
+        "ConditionExpression": "attribute_not_exists(#ws)",
+        "ExpressionAttributeNames": {"#ws": WORKSPACE.name},
+    }
+
+
+def drop(seen: CounterItem, until_ms: int) -> Update:
+    """The conditions of deleting a shard a global operation folded into shard 0."""
+    return _as_seen(Update(), seen, until_ms)
+
+
+def release(until_ms: int) -> Update:
+    """A global operation that changes nothing lets its shard go."""
+    return Update().remove(FROZEN).require(FROZEN.eq(until_ms))
+
+
+def move_room(amounts: dict[str, int], now_ms: int) -> Update:
+    """A rebalance's write to one shard: ADD each room's amount (negative: taken from it, and
+    then only if it holds that much); never while frozen, never on a shard no longer there."""
+    update = Update()
+    update.require(UPS_LEFT.exists(), Refusal.UNSHARDED)
+    update.require(FROZEN.missing() | (FROZEN < now_ms), Refusal.FROZEN)
+    for kind, amount in amounts.items():
+        room = Attr(ROOM_KINDS[kind])
+        update.add(room, amount)
+        if amount < 0:
+            update.require(room >= -amount, Refusal.SHORT)
+    return update
+
+
 def values_query(workspace: str) -> dict[str, Any]:
-    """The Query of every counter of a workspace with its value, strongly consistent."""
+    """The Query of every counter of a workspace with its value, strongly consistent (and what
+    a sharded one's sum is checked by: N, the last global operation, the bounds, the room)."""
+    wanted = (COUNTER, VALUE, SHARDS, GLOBAL_OP, UPPER, LOWER, UPS_LEFT)
     return {
         "KeyConditionExpression": "#ws = :ws",
-        "ProjectionExpression": "#c, #v",
-        "ExpressionAttributeNames": {"#ws": WORKSPACE.name, "#c": COUNTER.name, "#v": VALUE.name},
+        "ProjectionExpression": ", ".join(attr.ref for attr in wanted),
+        "ExpressionAttributeNames": {"#ws": WORKSPACE.name} | {a.ref: a.name for a in wanted},
         "ExpressionAttributeValues": {":ws": {"S": workspace}},
         "ConsistentRead": True,
     }

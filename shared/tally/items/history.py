@@ -4,6 +4,8 @@
   at       the bucket's start, epoch seconds (the sort key)
   up / down  usage in the bucket (never billing)     vc  the value's net change (billing too)
   billed   units billing took off the value           seq  the last stream record absorbed
+  seq<i>   the same, of a sharded counter's shard i >= 1 (tally.shards): each shard item's records
+           come in order on a stream shard of their own
   expires  epoch seconds, DynamoDB's TTL: hours are kept 14 days, days 400, months for good
 
 `seq` makes a bucket exact under at-least-once delivery: a counter's stream records arrive in
@@ -65,10 +67,14 @@ def sequence(number: str) -> str:
     return number.zfill(_SEQ_WIDTH)
 
 
-def absorb(sums: Sums, first: str, last: str, grain: str, at: int) -> Update:
-    """Add the sums of records `first`..`last` (sequence numbers) to a bucket, only if it has
-    taken none of them (its last record is before `first`)."""
-    seq = sequence(last)
+def _seq(shard: int) -> Attr:
+    return SEQ if shard == 0 else Attr(f"{SEQ.name}{shard}")
+
+
+def absorb(sums: Sums, first: str, last: str, grain: str, at: int, shard: int = 0) -> Update:
+    """Add the sums of records `first`..`last` (sequence numbers, of one shard item) to a
+    bucket, only if it has taken none of them (its last record of that item is before `first`)."""
+    seq, taken = sequence(last), _seq(shard)
     update = Update()
     for name, amount in (
         ("up", sums.up),
@@ -77,16 +83,16 @@ def absorb(sums: Sums, first: str, last: str, grain: str, at: int) -> Update:
         ("billed", sums.billed),
     ):
         update.add(Attr(name), amount)
-    update.set("#seq = :seq", seq=seq)
+    update.set(f"{taken.ref} = :seq", seq=seq)
     if grain in KEEP_S:
         end = at + GRAINS[grain]  # hours and days: the grains that expire
         update.set("#expires = :expires", expires=end + KEEP_S[grain])
-    return update.require(SEQ.missing() | (SEQ < sequence(first)))
+    return update.require(taken.missing() | (taken < sequence(first)))
 
 
-def last_taken(raw: dict[str, Any] | None) -> str:
-    """The sequence number of the last record a bucket took ("" if none)."""
-    return decode((raw or {}).get(SEQ.name)) or ""
+def last_taken(raw: dict[str, Any] | None, shard: int = 0) -> str:
+    """The sequence number of the last record a bucket took of a shard item ("" if none)."""
+    return decode((raw or {}).get(_seq(shard).name)) or ""
 
 
 def range_query(workspace: str, counter: str, grain: str, start: int, end: int) -> dict:
