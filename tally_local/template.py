@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -112,20 +113,30 @@ class Function:
     _module: ModuleType | None = None
 
     def load(self) -> Any:
-        """Import the handler from CodeUri as Lambda does: module file by its unique name."""
+        """Import the handler from CodeUri as Lambda does: module file by its unique name. One
+        import at a time: a module is in sys.modules while it runs, and a second request's thread
+        must not take it from there half made (tally serve's first concurrent calls did)."""
         module_name, _, attr = self.handler.rpartition(".")
         if self._module is None:
-            if module_name in sys.modules:
-                self._module = sys.modules[module_name]
-            else:
-                source = self.code_uri / f"{module_name.replace('.', '/')}.py"
-                spec = importlib.util.spec_from_file_location(module_name, source)
-                assert spec and spec.loader, f"cannot import {source}"
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[module_name] = module
-                spec.loader.exec_module(module)
-                self._module = module
+            with _IMPORTING:
+                if module_name in sys.modules:
+                    self._module = sys.modules[module_name]
+                else:
+                    source = self.code_uri / f"{module_name.replace('.', '/')}.py"
+                    spec = importlib.util.spec_from_file_location(module_name, source)
+                    assert spec and spec.loader, f"cannot import {source}"
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[module_name] = module
+                    try:
+                        spec.loader.exec_module(module)
+                    except BaseException:
+                        del sys.modules[module_name]  # a failed import is tried again next time
+                        raise
+                    self._module = module
         return getattr(self._module, attr)
+
+
+_IMPORTING = threading.RLock()  # a handler module may import another function's (RLock)
 
 
 def _logical_id(reference: Any) -> str | None:
