@@ -28,7 +28,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tally import aws, invoices
+from tally import aws, invoices, shards
 from tally.config import settings
 from tally.items import counter as stored
 from tally.items import due, invoice_item
@@ -77,9 +77,11 @@ def keep_marks(records: Iterable[dict[str, Any]], *, client: Any = None) -> list
     client = client or aws.dynamodb()
     failed = []
     for (workspace, name), batch in by_counter.items():
-        images = [stored.item(r["dynamodb"].get("OldImage")) for r in batch[:1]]
-        images += [stored.item(r["dynamodb"].get("NewImage")) for r in batch]
-        marks = [due.of_counter(workspace, name, image) for image in images]
+        steps = [_marks_of(workspace, name, record) for record in batch]
+        steps = [step for step in steps if step is not None]
+        if not steps:
+            continue
+        marks = [steps[0][0]] + [after for _, after in steps]
         before, after = marks[0], marks[-1]
         try:
             if after is None and any(marks):
@@ -91,6 +93,20 @@ def keep_marks(records: Iterable[dict[str, Any]], *, client: Any = None) -> list
         except (ClientError, BotoCoreError) as err:  # unreachable, throttled: sent again
             failed += [(record, err) for record in batch]
     return failed
+
+
+def _marks_of(workspace: str, name: str, record: dict[str, Any]) -> tuple | None:
+    """The marks a counter needed before and after one record of its shard 0; None if the record
+    says nothing of its total: a change on a sharded counter's shard 0, which stays in its band,
+    and so on the same side of its billing threshold (a level: tally.shards)."""
+    old = stored.item(record["dynamodb"].get("OldImage"))
+    new = stored.item(record["dynamodb"].get("NewImage"))
+    if not (old.sharded or new.sharded):
+        return due.of_counter(workspace, name, old), due.of_counter(workspace, name, new)
+    if new.global_op is None or new.global_op == old.global_op:
+        return None
+    before, after = new.summary()[:2]  # a global operation's record carries the total
+    return due.of_counter(workspace, name, old, before), due.of_counter(workspace, name, new, after)
 
 
 def _bill_of(mark: Mark | None) -> tuple | None:
@@ -134,6 +150,8 @@ def run(*, client: Any = None, log: Any = None) -> Report:
 def _bill(mark: Mark, report: Report, client: Any) -> bool:
     """Bill what the mark shows: True if billed, False if the counter is no longer as the mark
     says (the transaction's conditions failed: a run or a change got there first)."""
+    if mark.shards > 1:
+        return _bill_sharded(mark.workspace, mark.counter, report, client)
     # Whole thresholds passed; one item holds at most invoices.MAX_AMOUNT cents, and what does
     # not fit stays due, for the next run.
     k = min(mark.value // mark.threshold, invoices.MAX_AMOUNT // abs(mark.amount))
@@ -185,6 +203,10 @@ def _bill_afresh(mark: Mark, report: Report, client: Any) -> None:
             ConsistentRead=True,
         ).get("Item")
     )
+    if item.sharded:
+        if not _bill_sharded(mark.workspace, mark.counter, report, client):
+            report.skipped_for_conflict += 1  # unsharded meanwhile: the next run sees it
+        return
     fresh = due.of_counter(mark.workspace, mark.counter, item)
     if fresh is None:
         try:
@@ -205,6 +227,32 @@ def _bill_afresh(mark: Mark, report: Report, client: Any) -> None:
         )
 
 
+def _bill_sharded(workspace: str, name: str, report: Report, client: Any) -> bool:
+    """Bill a sharded counter on its exact total, as a global operation (tally.shards.Bill):
+    every shard frozen and read, one transaction. False if it is not sharded (any more)."""
+    made: list[invoices.InvoiceItem] = []
+
+    def invoice(first: Any, k: int) -> dict[str, Any] | None:
+        threshold, amount, description = first.billing
+        k = min(k, invoices.MAX_AMOUNT // abs(amount))
+        if k <= 0:
+            return None
+        the_id = item_id(workspace, name, first.billed_units)
+        made[:] = [invoices.record_of(workspace, k * amount, description, "billing", the_id)]
+        put = invoice_item.put_once(settings().invoice_items_table, made[0])
+        return {**put, "k": k, "units": k * threshold}
+
+    bill = shards.Bill(invoice)
+    if shards.run(client, workspace, name, bill) is None:
+        return False
+    if bill.billed is not None:
+        report.items.append(invoices.render(made[0]))
+        report.items_created += 1
+        report.units_billed += bill.billed[1]
+        report.cents_billed += made[0].amount
+    return True
+
+
 def rebuild_marks(*, client: Any = None) -> int:
     """Write the mark of every counter that is due now, read from the counters table itself: for
     a table whose marks were lost or never made (a stack upgraded from unmarked counters).
@@ -217,9 +265,13 @@ def rebuild_marks(*, client: Any = None) -> int:
     for page in pages:
         for raw in page["Items"]:
             workspace, name, shard = stored.identity(raw)
+            item = stored.item(raw)
             if shard:
                 continue
-            mark = due.of_counter(workspace, name, stored.item(raw))
+            total = (
+                shards.total(client, workspace, name, item.shards).value if item.sharded else None
+            )
+            mark = due.of_counter(workspace, name, item, total)
             if mark is not None:
                 client.put_item(TableName=cfg.billing_due_table, Item=mark.raw())
                 written += 1

@@ -89,10 +89,6 @@ def _global(
     unsharded and stays so (the one UpdateItem above then does it)."""
     if change.get("shards") is None and "shards" in change:
         change = {**change, "shards": 1}
-    if (change.get("shards") or 1) > 1:
-        found = counters.get(workspace, name, client=client)  # billing is refused with shards
-        current = found.stored if found else stored.item(None)
-        shards.refuse_billed(stored.with_settings(current, change), change["shards"])
     outcome = shards.run(client, workspace, name, shards.Settings(change, now_ms))
     if outcome is None:
         shards.learn(workspace, name, 1)

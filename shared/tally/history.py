@@ -53,7 +53,8 @@ def derive(raw: dict[str, Any]) -> Change | None:
         if shard:
             return None  # told by shard 0's summary
         before, after, up, down = new.summary()
-        sums = Sums(up=up, down=down, value_change=after - before)
+        billed = new.billed_units - old.billed_units  # a billing run's bill, on shard 0
+        sums = Sums(up=up, down=down, value_change=after - before, billed=billed)
     else:
         sums = Sums(
             up=new.up_count - old.up_count,

@@ -451,6 +451,8 @@ class Plan:
     gx: str = ""  # this global operation's id
     now_ms: int = 0
     result: Outcome | None = None  # set: nothing to write (refused, or applied before)
+    # Items of other tables written in the same transaction (a billing run's invoice item).
+    extra: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -531,7 +533,8 @@ def run(client: Any, workspace: str, name: str, operation: Operation) -> Outcome
         if plan.result is not None:
             _let_go(client, workspace, name, snap, until, unshard=not first.sharded)
             return plan.result
-        if _write_all(client, workspace, name, _writes(workspace, name, snap, plan, until)):
+        writes = _writes(workspace, name, snap, plan, until)
+        if _write_all(client, workspace, name, writes, extra=plan.extra):
             learn(workspace, name, plan.shards)
             count("ShardGlobalOperations")
             after = total(client, workspace, name, plan.shards)
@@ -596,11 +599,18 @@ def _let_go(
     _write_all(client, workspace, name, writes)
 
 
-def _write_all(client: Any, workspace: str, name: str, writes: list[tuple[str, int, Any]]) -> bool:
-    """The writes in one transaction (one UpdateItem when there is one): False if a condition
-    or a conflict cancelled it."""
+def _write_all(
+    client: Any,
+    workspace: str,
+    name: str,
+    writes: list[tuple[str, int, Any]],
+    *,
+    extra: list[dict[str, Any]] | None = None,
+) -> bool:
+    """The writes (and `extra`, items of other tables) in one transaction (one UpdateItem when
+    there is one): False if a condition or a conflict cancelled it."""
     table = _table()
-    if len(writes) == 1 and writes[0][0] == "Update":
+    if len(writes) == 1 and writes[0][0] == "Update" and not extra:
         _, i, update = writes[0]
         try:
             client.update_item(
@@ -620,6 +630,7 @@ def _write_all(client: Any, workspace: str, name: str, writes: list[tuple[str, i
         if kind == "Delete":
             params.pop("UpdateExpression", None)
         items.append({kind: {"TableName": table, "Key": stored.key(workspace, name, i), **params}})
+    items += extra or []
     try:
         client.transact_write_items(TransactItems=items)
     except ClientError as err:
@@ -754,7 +765,6 @@ class Settings(Operation):
                     "lower_bound" if "lower_bound" in self.change else "upper_bound": "violated"
                 },
             )
-        refuse_billed(after, shards)
         return Plan(
             shards,
             snap.base_states(shards),
@@ -765,11 +775,31 @@ class Settings(Operation):
         )
 
 
-def refuse_billed(item: CounterItem, shards: int) -> None:
-    """Billing over a sharded counter's sum is not built yet: the two are refused together."""
-    if shards > 1 and item.billing is not None:
-        raise Conflict(
-            "a counter with a billing setting cannot be sharded yet: clear billing, or keep "
-            "shards at 1",
-            fields={"shards": "billed counter"},
-        )
+class Bill(Operation):
+    """A billing run's bill of a sharded counter (tally.billing): k = total // threshold decided
+    on the exact total, the value lowered by k x threshold on shard 0 and the units billed raised,
+    every shard rewritten and the invoice item put in one transaction, which requires every
+    shard to be as read: exactly once, like an unsharded bill's conditions. `invoice(total
+    billed so far, k)` makes the item's Put (or None: nothing to bill); `billed` says what was."""
+
+    def __init__(self, invoice: Callable[[CounterItem, int], dict[str, Any] | None]) -> None:
+        self.invoice = invoice
+        self.billed: tuple[int, int] | None = None  # (k, units) of the bill written
+
+    def decide(self, snap: Snapshot, op: str, now_ms: int) -> Plan:
+        shards, whole = snap.shards, snap.whole()
+        self.billed = None
+        plan = Plan(shards, snap.base_states(shards), (whole.value,) * 2 + (0, 0), snap.first)
+        billing = snap.first.billing
+        k = whole.value // billing[0] if billing else 0
+        put = self.invoice(snap.first, k) if k > 0 else None
+        if put is None:
+            plan.result = Outcome(whole)
+            return plan
+        k, units = put.pop("k"), put.pop("units")
+        plan.states[0] = stored.with_value(plan.states[0], plan.states[0].get("v", 0) - units)
+        plan.summary = (whole.value, whole.value - units, 0, 0)
+        plan.base = stored.billed_more(units)
+        plan.extra, plan.now_ms = [{"Put": put}], now_ms
+        self.billed = (k, units)
+        return plan

@@ -114,21 +114,79 @@ def test_bad_shards_are_400_in_the_dialects_shape_and_change_nothing(api, worksp
     assert sorted(_items(ddb, "c")) == [0, 1]
 
 
-def test_billing_and_shards_are_refused_together_for_now(api, workspace, ddb):
+def _billing_items(workspace="acme"):
+    from tally import invoices
+
+    return [i for i in invoices.page(workspace, limit=100)["list"] if i["source"] == "billing"]
+
+
+def _marks():
+    from tally import billing
+
+    return sorted((m.counter, m.value, m.billed, m.shards) for m in billing.marks())
+
+
+def test_a_sharded_counter_is_marked_on_its_total_and_billed_on_it_once(
+    api, workspace, counter_stream
+):
+    from tally import billing
+
     _, key = workspace
-    billed = {"billing": {"threshold": 10, "amount": 5, "description": "per 10"}}
-    _settings(api, key, "b", billed)
-    _settings(api, key, "s", {"shards": 3})
+    billed = {"billing": {"threshold": 10, "amount": 5, "description": "per 10"}, "shards": 4}
+    assert _settings(api, key, "b", billed).status == 200
+    for _ in range(9):
+        _add(api, key, "b", 1)
+    counter_stream()
+    assert _marks() == []  # 9: below the threshold, whichever shards hold it
+    _add(api, key, "b", 14)  # 23: crosses 10 (a level: a global operation, on the total)
+    counter_stream()
+    assert _marks() == [("b", 23, 0, 4)]
 
-    sharding_billed = _settings(api, key, "b", {"shards": 2})
-    billing_sharded = _settings(api, key, "s", billed)
-    both = _settings(api, key, "new", {**billed, "shards": 2})
+    report = billing.run()
 
-    assert [a.status for a in (sharding_billed, billing_sharded, both)] == [409, 409, 409]
-    assert sharding_billed.body["error"]["fields"] == {"shards": "billed counter"}
-    assert sorted(_items(ddb, "b")) == [0] and "sh" not in _items(ddb, "b")[0]
-    assert api("GET", "/account/counters/s/settings", key=key).body["billing"] is None
-    assert _items(ddb, "new") == {}
+    assert (report.items_created, report.units_billed, report.cents_billed) == (1, 20, 10)
+    assert _counter(api, key, "b")["value"] == 3
+    counter_stream()  # the bill's own record: 3, due no more
+    assert _marks() == []
+    assert billing.run().items_created == 0
+    assert [i["amount"] for i in _billing_items()] == [10]
+
+
+def test_billing_a_sharded_counter_under_concurrent_changes_bills_every_unit_once(
+    api, workspace, counter_stream, atomic_moto
+):
+    from tally import billing, counters
+
+    _, key = workspace
+    billed = {"billing": {"threshold": 7, "amount": 3, "description": "per 7"}, "shards": 8}
+    assert _settings(api, key, "hot", billed).status == 200
+    _warm(api, key, ("POST", "/account/counters/warm/1"))
+    stop, reports = threading.Event(), []
+
+    def bill_meanwhile():
+        while not stop.is_set():
+            counter_stream()
+            reports.append(billing.run())
+
+    runner = threading.Thread(target=bill_meanwhile)
+    runner.start()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda _: _add(api, key, "hot", 1), range(150)))
+    stop.set()
+    runner.join()
+    counter_stream()
+    billing.run()
+    counter_stream()
+
+    assert [a.status for a in answers] == [200] * 150
+    stored = counters.get("acme", "hot").stored
+    items = _billing_items()
+    assert stored.value + stored.billed_units == 150  # every change billed or still counted
+    assert stored.value < 7  # all that was due is billed
+    assert sum(i["amount"] for i in items) // 3 * 7 == stored.billed_units  # each unit once
+    assert len({i["id"] for i in items}) == len(items)
+    assert sum(r.failed for r in reports) == 0
+    assert _marks() == []
 
 
 def test_back_to_one_shard_the_counter_is_its_one_item_again_and_costs_one_write(
@@ -392,10 +450,13 @@ def test_events_fire_on_the_total_once_per_crossing(api, workspace, ddb):
 # ------------------------------------------------------------------ least privilege
 
 
-def test_each_function_on_a_sharded_counter_uses_only_what_it_is_granted(api, workspace):
+def test_each_function_on_a_sharded_counter_uses_only_what_it_is_granted(
+    api, workspace, counter_stream
+):
     """Every route that reads or changes a counter, on a sharded one, through rebalances, a
     refusal at the bound, a global operation and resharding both ways: each DynamoDB call its
     function makes is allowed by its policy in template.yaml."""
+    from tally import billing
     from tests.api.test_template import _granted
 
     _, key = workspace
@@ -422,6 +483,12 @@ def test_each_function_on_a_sharded_counter_uses_only_what_it_is_granted(api, wo
         ("AccountListCountersFunction", "GET", "/account/counters?details=true", None),
         ("AppSessionFunction", "GET", "/app/session", None),
         ("AccountPutCounterSettingsFunction", "PUT", "/account/counters/c/settings", {"shards": 2}),
+        (
+            "AccountPutCounterSettingsFunction",
+            "PUT",
+            "/account/counters/c/settings",
+            {"billing": {"threshold": 1, "amount": 1, "description": "per call"}},
+        ),
     ]
     for logical_id, method, path, body in steps:
         used = _record_calls_by_table()
@@ -430,6 +497,13 @@ def test_each_function_on_a_sharded_counter_uses_only_what_it_is_granted(api, wo
         granted = _granted(logical_id)
         for action, table in used:
             assert (action, table) in granted, f"{logical_id} uses {action} on {table}"
+    _add(api, key, "c", 3)  # due: its threshold is 1
+    counter_stream()
+    used = _record_calls_by_table()  # and a billing run's bill of the sharded counter
+    assert billing.run().items_created == 1
+    granted = _granted("BillingFunction")
+    for action, table in used:
+        assert (action, table) in granted, f"BillingFunction uses {action} on {table}"
 
 
 def _record_calls_by_table() -> set[tuple[str, str]]:

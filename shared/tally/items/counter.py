@@ -576,6 +576,11 @@ def settings(change: dict[str, Any], now_ms: int, *, sharded: bool = False) -> U
     return update
 
 
+def billed_more(units: int) -> Update:
+    """Shard 0's part of a sharded counter's bill (tally.shards.Bill): its units billed raised."""
+    return Update().add(BILLED, units)
+
+
 def bill(units: int, billed: int, threshold: int, amount: int, description: str) -> Update:
     """Lower the value by `units` and add them to the units billed, as a billing mark showed
     them: refused if another run billed meanwhile (the units billed moved), the value fell below

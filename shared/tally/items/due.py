@@ -29,9 +29,11 @@ class Mark:
     threshold: int
     amount: int
     description: str
+    shards: int = 1  # a sharded counter's value here is its total, as a global operation left it
 
     def raw(self) -> dict[str, Any]:
-        return {
+        sharded = {"sh": {"N": str(self.shards)}} if self.shards > 1 else {}
+        return sharded | {
             **stored_counter.key(self.workspace, self.counter),
             "v": {"N": str(self.value)},
             "bu": {"N": str(self.billed)},
@@ -41,13 +43,18 @@ class Mark:
         }
 
 
-def of_counter(workspace: str, name: str, item: CounterItem) -> Mark | None:
-    """The mark a counter in this state needs, or None if it is not due."""
-    setting = item.billing
-    if setting is None or item.value < setting[0]:
+def of_counter(
+    workspace: str, name: str, item: CounterItem, total: int | None = None
+) -> Mark | None:
+    """The mark a counter in this state needs, or None if it is not due. `total`: a sharded
+    counter's value (its shard 0 holds a part of it)."""
+    setting, value = item.billing, item.value if total is None else total
+    if setting is None or value < setting[0]:
         return None
     threshold, amount, description = setting
-    return Mark(workspace, name, item.value, item.billed_units, threshold, amount, description)
+    return Mark(
+        workspace, name, value, item.billed_units, threshold, amount, description, item.shards
+    )
 
 
 def of(raw: dict[str, Any]) -> Mark:
@@ -60,6 +67,7 @@ def of(raw: dict[str, Any]) -> Mark:
         threshold=fields["bt"],
         amount=fields["ba"],
         description=fields["bd"] or "",
+        shards=fields.get("sh") or 1,
     )
 
 
