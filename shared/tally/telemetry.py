@@ -8,6 +8,7 @@ import json
 import os
 import random
 import resource
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -119,7 +120,13 @@ def invocation(
     init_ms = round((time.perf_counter() - tally.STARTED) * 1000, 1)
     invoked: list[bool] = []
     run_traced = traced(handler)
-    run_metered = metrics.log_metrics(run_traced)  # (both wrapped once, not per invocation)
+
+    def run_metered(event: Any, context: Any) -> Any:
+        try:
+            return run_traced(event, context)
+        finally:  # what Powertools' log_metrics does, under the lock (see `count`)
+            with _METRICS_LOCK:
+                metrics.flush_metrics()
 
     @functools.wraps(handler)
     def run(event: Any, context: Any) -> Any:
@@ -172,4 +179,13 @@ def count(name: str, value: int = 1) -> None:
     Nothing with POWERTOOLS_METRICS_DISABLED: Powertools then never flushes, but still prints
     the set by itself once a metric has 100 values."""
     if not is_metrics_disabled():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        with _METRICS_LOCK:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+# Powertools keeps one metric set per process and is not thread-safe: in Lambda a process runs
+# one invocation at a time, but `tally serve` and the tests run many at once on threads, where a
+# flush iterating the set while another thread added to it raised "dictionary changed size
+# during iteration" (a 500). Adding and flushing take turns; a flush then carries whatever the
+# threads added meanwhile, which locally is fine.
+_METRICS_LOCK = threading.Lock()

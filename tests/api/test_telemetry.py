@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, emitted_metrics, rate_limit_table_down
+from tests.conftest import ADMIN_TOKEN, TEMPLATE, emitted_metrics, rate_limit_table_down
 
 
 def _records_text(caplog) -> str:
@@ -265,3 +265,46 @@ def test_every_cold_start_logs_its_invocation_line_and_the_rest_are_sampled_at_t
     log_stream.seek(0)
     cold({}, context)
     assert _log_lines(log_stream) == []
+
+
+def test_metrics_from_many_threads_at_once_never_break_a_flush(capsys):
+    """tally serve (and these tests) run invocations on threads of one process, and Powertools'
+    one metric set is not thread-safe: counts and flushes take turns (a flush that met a count
+    raised "dictionary changed size during iteration", answered 500)."""
+    import threading
+
+    from tally.telemetry import count, invocation
+
+    @invocation
+    def handler(event, context):
+        for i in range(20):
+            count(f"Metric{i}")
+        return "ok"
+
+    from tally_local.gateway import LambdaContext
+
+    function = TEMPLATE.functions["V2UpFunction"]
+    errors: list[BaseException] = []
+
+    def invoke_many():
+        try:
+            for _ in range(150):
+                handler({}, LambdaContext(function))
+        except BaseException as err:  # noqa: BLE001 - what the race raised is the finding
+            errors.append(err)
+
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: a race has every chance to show
+    try:
+        threads = [threading.Thread(target=invoke_many) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+    assert errors == []
+    assert emitted_metrics(capsys) == {f"Metric{i}" for i in range(20)}
