@@ -138,6 +138,26 @@ def change(
     at = Moment.of(now or clock.now())
     open_to = default_visibility if refuse_private is not None else None
     client = client or aws.dynamodb()
+    try:
+        return _change(
+            client, workspace, name, delta, at, open_to, refuse_private, default_visibility
+        )
+    except ClientError as err:
+        if aws.error_code(err) in aws.THROTTLES:  # its items take no more: spread it further
+            shards.grow(client, workspace, name)
+        raise
+
+
+def _change(
+    client: Any,
+    workspace: str,
+    name: str,
+    delta: int,
+    at: Moment,
+    open_to: str | None,
+    refuse_private: TallyError | None,
+    default_visibility: str,
+) -> Counter:
     if shards.known(workspace, name) > 1:
         done = _sharded(client, workspace, name, delta, at, open_to, refuse_private)
         if done is not None:

@@ -61,7 +61,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tally import aws, clock
 from tally import operation as operations
@@ -71,7 +71,7 @@ from tally.items import counter as stored
 from tally.items.counter import CounterItem, Refusal
 from tally.items.expression import Update
 from tally.names import INT64_MAX, INT64_MIN
-from tally.telemetry import count
+from tally.telemetry import count, logger
 from tally.warm_cache import WarmCache
 
 FREEZE_MS = 2_000  # how long a global operation may hold a counter before it lets go by itself
@@ -734,6 +734,53 @@ class Reshard(Operation):
             snap.first,
             now_ms=now_ms,
         )
+
+
+class Grow(Reshard):
+    """Twice the shards (64 at most) for a counter whose changes are throttled; nothing if its N
+    is no longer the one that was throttled (another container grew it first)."""
+
+    def __init__(self, seen: int) -> None:
+        super().__init__(min(stored.MAX_SHARDS, max(2, seen * 2)))
+        self.seen, self.still = seen, True
+
+    def target(self, first: CounterItem) -> int:
+        self.still = first.shards == self.seen  # (read before the freeze, which sets N)
+        return self.shards if self.still else first.shards
+
+    def decide(self, snap: Snapshot, op: str, now_ms: int) -> Plan:
+        if not self.still:
+            plan = Plan(snap.shards, {}, (0, 0, 0, 0), snap.first)
+            plan.result = Outcome(snap.whole())
+            return plan
+        return super().decide(snap, op, now_ms)
+
+
+_GROW_SECONDS = 10
+_grown = WarmCache()  # (workspace, counter): grown (or tried) by this container lately
+
+
+def grow(client: Any, workspace: str, name: str) -> None:
+    """A change to this counter was throttled past its retries (its items take no more writes a
+    second): double its shards, so that its next changes spread over more items. At most once a
+    counter per container per 10 s, so that one burst of throttled changes grows it once; and
+    only from the N that was throttled. The throttled change itself is answered 503 as ever: it
+    changed nothing. A grow that fails (throttled too) is tried on a later throttle."""
+    if _grown.get((workspace, name), False):
+        return
+    _grown.put((workspace, name), True, _GROW_SECONDS)
+    seen = known(workspace, name)
+    if seen >= stored.MAX_SHARDS:
+        return
+    try:
+        run(client, workspace, name, Grow(seen))
+    except (ClientError, BotoCoreError, TallyError) as err:
+        logger.warning(
+            "could not add shards to a throttled counter",
+            extra={"workspace": workspace, "counter": name, "error": repr(err)},
+        )
+        return
+    count("ShardsGrown")
 
 
 class Settings(Operation):
