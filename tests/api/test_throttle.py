@@ -228,9 +228,7 @@ def test_tally_answers_503_for_a_change_throttled_past_its_retries(
     assert answer.status == 503, answer.body
     assert shape(answer.body), answer.body
     assert answer.headers["Retry-After"] == "1"
-    # tally's own retries, all refused; then the counter's grow to 2 shards, whose first write
-    # (the freeze) is refused as often, since the item's second is still used up
-    assert proxy.throttled - before == 2 * aws.MAX_ATTEMPTS
+    assert proxy.throttled - before == aws.MAX_ATTEMPTS  # tally's own retries, all refused
     assert _value(_client(proxy), "hot") == 1  # nothing applied
     assert api(change[0], change[1].replace("hot", "cold"), key=key).status == 200
 
@@ -248,7 +246,7 @@ def test_a_write_of_a_large_item_costs_its_write_units(proxy) -> None:
     assert refused.value.response["Error"]["Code"] == THROTTLE
 
 
-def test_a_counter_throttled_past_its_retries_grows_its_shards_and_counts_exactly(
+def test_a_sharded_counter_throttled_past_its_retries_doubles_its_shards_and_counts_exactly(
     proxy, clock, monkeypatch
 ) -> None:
     from tally import shards
@@ -256,10 +254,14 @@ def test_a_counter_throttled_past_its_retries_grows_its_shards_and_counts_exactl
     api = Api()
     made = api("POST", "/admin/workspaces", key="local-admin-token", body={"workspace": "acme"})
     key = made.body["api_key"]
+    body = {"shards": 2}
+    assert api("PUT", "/account/counters/hot/settings", key=key, body=body).status == 200
     assert api("POST", "/account/counters/hot/1", key=key).status == 200
     clock.at += 60
-    hot = ("CountersTable", json.dumps(counter.key("acme", "hot"), sort_keys=True))
-    assert proxy.buckets.take({hot: 5})  # the item's second used up by other writers
+    items = [
+        ("CountersTable", json.dumps(counter.key("acme", "hot", i), sort_keys=True)) for i in (0, 1)
+    ]
+    assert proxy.buckets.take(dict.fromkeys(items, 5))  # both items' second used up
     run = shards.run
 
     def later(*args, **kwargs):  # the grow is tried after the retries' waits: units came back
@@ -272,10 +274,10 @@ def test_a_counter_throttled_past_its_retries_grows_its_shards_and_counts_exactl
 
     assert throttled.status == 503  # that change was not made
     settings = api("GET", "/account/counters/hot/settings", key=key).body
-    assert settings["shards"] == 2  # but the counter now spreads over two items
+    assert settings["shards"] == 4  # but the counter now spreads over four items
     clock.at += 60
-    assert proxy.buckets.take({hot: 5})  # shard 0's second used up again: shard 1 takes changes
+    assert proxy.buckets.take(dict.fromkeys(items, 5))  # shards 0 and 1 used up: 2, 3 take changes
     answers = [api("POST", "/account/counters/hot/1", key=key).status for _ in range(20)]
     assert set(answers) == {200, 503}  # each change meets one shard, picked by its operation id
     assert api("GET", "/v2/acme/hot", key=key).body["data"]["value"] == 1 + answers.count(200)
-    assert api("GET", "/account/counters/hot/settings", key=key).body["shards"] == 2  # once a 10 s
+    assert api("GET", "/account/counters/hot/settings", key=key).body["shards"] == 4  # once a 10 s
