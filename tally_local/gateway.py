@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from werkzeug.wrappers import Request, Response
 
-from tally_local import docs
+from tally_local import docs, logline
 from tally_local.template import ACCOUNT, REGION, Function, Route, Template
 
 
@@ -209,7 +209,7 @@ class Gateway:
                 response = to_response(invoke(fn, build_event(request, route, params)))
             except Exception as err:  # a handler crash: Lambda's answer through API Gateway
                 # repr escapes what is not printable; the precision bounds what a request put in
-                print(f"tally serve: {name} raised {err!r:.500}", file=self.log, flush=True)
+                logline.write(self.log, f"tally serve: {name} raised {err!r:.500}")
                 response = Response(
                     '{"message":"Internal Server Error"}', 500, content_type="application/json"
                 )
@@ -218,10 +218,9 @@ class Gateway:
         elapsed = (time.perf_counter() - started) * 1000
         # The client chose the method and the target: escaped and bounded, so one request is one
         # line (a decoded %0A in the path would start a forged one), the target as it was sent.
-        print(
+        logline.write(
+            self.log,
             f"{request.remote_addr} {loggable(request.method, 32)} "
             f"{loggable(raw_target(request), 400)} {response.status_code} {name} {elapsed:.1f}ms",
-            file=self.log,
-            flush=True,
         )
         return response(environ, start_response)

@@ -34,7 +34,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tally_local import dynamodb
+from tally_local import dynamodb, logline
 from tally_local.template import Function, StreamSource
 
 POLL_S = 0.25  # Lambda polls a shard 4 times a second
@@ -446,7 +446,7 @@ class StreamPoller:
     # -------------------------------------------------------------- log
 
     def _say(self, text: str) -> None:
-        print(f"stream {self.name} {text}", file=self.log, flush=True)
+        logline.write(self.log, f"stream {self.name} {text}")
 
     def _complain(self, err: BaseException) -> bool:
         """Tell of a failed read (once while the same error lasts); whether to wait a second."""

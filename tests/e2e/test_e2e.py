@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import threading
@@ -67,6 +68,10 @@ def test_32_concurrent_callers_mixing_up_and_down_are_counted_exactly(server, ac
         statuses = list(pool.map(call, plan))
 
     assert statuses == [200] * len(plan)
+    # One line per request, whole: no two threads' lines ran together.
+    logged = [line for line in server.log().splitlines() if "GET /v2/acme/race/" in line]
+    whole = re.compile(r"\S+ GET /v2/acme/race/(up|down) 200 V2(Up|Down)Function \S+ms")
+    assert len(logged) == len(plan) and all(whole.fullmatch(line) for line in logged), logged
     data = server.call("/v2/acme/race", key=acme)[1]["data"]
     ups, downs = plan.count("up"), plan.count("down")
     assert (data["value"], data["up_count"], data["down_count"]) == (ups - downs, ups, downs)
