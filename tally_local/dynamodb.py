@@ -222,14 +222,18 @@ def _server(listening: Any, atomic: bool, on_write: Callable[[], None] | None = 
     return server
 
 
+# (key id, secret) of every client of a local endpoint: neither moto nor DynamoDB Local checks them
+LOCAL_CREDENTIALS = ("local", "local")
+
+
 def client(endpoint: str, service: str = "dynamodb", **config: Any) -> Any:
     """A client of a local endpoint (DynamoDB, or its Streams API: "dynamodbstreams")."""
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        aws_access_key_id=LOCAL_CREDENTIALS[0],
+        aws_secret_access_key=LOCAL_CREDENTIALS[1],
         config=Config(retries={"mode": "standard", "max_attempts": 3}, **config),
     )
 
