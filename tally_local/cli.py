@@ -58,8 +58,6 @@ def _environment(template: Template, endpoint: str, bus: Any = None) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
     from tally import aws
     from tally_local import gateway_log
     from tally_local.gateway import DynamoDBCalls, Gateway
@@ -104,13 +102,8 @@ def serve(args: argparse.Namespace) -> int:
     # Each request's line says how many DynamoDB calls its function made (the functions' one
     # client: tally.aws.dynamodb, made here with the environment just set).
     gateway = Gateway(template, calls=DynamoDBCalls().watch(aws.dynamodb()))
-    server = make_server(
-        args.host,
-        args.port,
-        gateway,
-        threaded=True,
-        request_handler=gateway_log.BoundedHandler,
-        fd=listening.fileno(),
+    server = gateway_log.PooledWSGIServer(
+        args.host, args.port, gateway, handler=gateway_log.BoundedHandler, fd=listening.fileno()
     )
     listening.close()  # the server holds its own copy
     scheduler = Scheduler(
