@@ -350,6 +350,51 @@ def test_the_embedded_endpoint_serves_dynamodb_streams():
 
 
 @pytest.mark.moto_only("tally serve's embedded endpoint is moto's server")
+def test_the_embedded_endpoint_answers_get_records_as_motos_own_app_does():
+    """It answers GetRecords from moto's records itself (tally_local.dynamodb._get_records), not
+    through moto's response serializer: the same JSON, binary attributes and times included."""
+    from moto.moto_server.werkzeug_app import create_backend_app
+    from werkzeug.test import Client, EnvironBuilder
+
+    server = dynamodb.EmbeddedDynamoDB(port=0, own_process=False).start()  # its state is here
+    try:
+        ddb, streams = dynamodb.client(server.endpoint), stream_client(server.endpoint)
+        dynamodb.ensure_tables(ddb, TEMPLATE)
+        key = {"workspace": {"S": "w"}, "counter": {"S": "c"}}
+        ddb.put_item(TableName="CountersTable", Item={**key, "v": {"N": "1"}, "b": {"B": b"\0"}})
+        ddb.update_item(
+            TableName="CountersTable",
+            Key=key,
+            UpdateExpression="ADD v :one SET m = :m",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":m": {"M": {"bs": {"BS": [b"\1", b"\2"]}, "l": {"L": [{"NULL": True}]}}},
+            },
+        )
+        arn = ddb.describe_table(TableName="CountersTable")["Table"]["LatestStreamArn"]
+        (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        request = {
+            "data": json.dumps({"ShardIterator": iterator, "Limit": 10}),
+            "headers": {
+                "X-Amz-Target": "DynamoDBStreams_20120810.GetRecords",
+                "Content-Type": "application/x-amz-json-1.0",
+            },
+        }
+        ours = dynamodb._get_records(EnvironBuilder(method="POST", **request).get_environ())
+        motos = Client(create_backend_app("dynamodbstreams")).post("/", **request).get_data()
+        unknown = {**request, "data": json.dumps({"ShardIterator": "not-an-iterator"})}
+        left_to_moto = dynamodb._get_records(EnvironBuilder(method="POST", **unknown).get_environ())
+    finally:
+        server.stop()
+    assert ours is not None and json.loads(ours)["Records"] == json.loads(motos)["Records"]
+    assert len(json.loads(ours)["Records"]) == 2
+    assert left_to_moto is None  # moto's app answers what it does not know
+
+
+@pytest.mark.moto_only("tally serve's embedded endpoint is moto's server")
 def test_the_embedded_endpoint_keeps_only_the_newest_shard_iterators(monkeypatch):
     from moto.dynamodbstreams.models import dynamodbstreams_backends
 
