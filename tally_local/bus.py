@@ -20,6 +20,7 @@ from typing import Any
 
 from moto.events.models import EventPattern
 
+from tally_local import logline
 from tally_local.template import ACCOUNT, REGION, Function
 
 _MAX_BODY = 1024 * 1024  # PutEvents takes at most 256 KB of entries
@@ -91,11 +92,10 @@ class Bus:
                 for part in (detail.get("workspace"), (detail.get("data") or {}).get("counter"))
                 if part
             )
-            print(
+            logline.write(
+                self.log,
                 f"event {event['detail-type']} {detail.get('id', event['id'])} {about} "
                 f"-> {', '.join(fn.logical_id for fn in targets) or 'no rule'}",
-                file=self.log,
-                flush=True,
             )
             for fn in targets:
                 self.workers.submit(self._deliver, fn, event)
@@ -106,7 +106,7 @@ class Bus:
         try:
             self.invoke(fn, event)
         except Exception as err:  # as an asynchronous invocation's failure: reported, not raised
-            print(f"event {event['id']} -> {fn.logical_id} failed: {err!r}", file=self.log)
+            logline.write(self.log, f"event {event['id']} -> {fn.logical_id} failed: {err!r}")
 
     def stop(self) -> None:
         if self.server:

@@ -58,10 +58,9 @@ def _environment(template: Template, endpoint: str, bus: Any = None) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
+    from tally import aws
     from tally_local import gateway_log
-    from tally_local.gateway import Gateway
+    from tally_local.gateway import DynamoDBCalls, Gateway
     from tally_local.gateway import invoke as call
 
     started = time.perf_counter()
@@ -107,14 +106,11 @@ def serve(args: argparse.Namespace) -> int:
         seed_demo(dynamodb.client(endpoint))
     for fn in template.functions.values():
         fn.load()  # import every handler now: errors surface at start, not on first request
-    gateway = Gateway(template)
-    server = make_server(
-        args.host,
-        args.port,
-        gateway,
-        threaded=True,
-        request_handler=gateway_log.BoundedHandler,
-        fd=listening.fileno(),
+    # Each request's line says how many DynamoDB calls its function made (the functions' one
+    # client: tally.aws.dynamodb, made here with the environment just set).
+    gateway = Gateway(template, calls=DynamoDBCalls().watch(aws.dynamodb()))
+    server = gateway_log.PooledWSGIServer(
+        args.host, args.port, gateway, handler=gateway_log.BoundedHandler, fd=listening.fileno()
     )
     listening.close()  # the server holds its own copy
     scheduler = Scheduler(

@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from werkzeug.wrappers import Request, Response
 
-from tally_local import docs
+from tally_local import docs, logline
 from tally_local.template import ACCOUNT, REGION, Function, Route, Template
 
 
@@ -38,6 +39,28 @@ class LambdaContext:
 
 def invoke(fn: Function, event: dict[str, Any]) -> Any:
     return fn.load()(event, LambdaContext(fn))
+
+
+class DynamoDBCalls:
+    """The DynamoDB requests a client sends, counted per thread at the wire (botocore's
+    before-send: each HTTP request, retries included), so the access log can say what each
+    request cost: tally serve runs a function on the thread that serves its request, and its
+    stream pollers, schedules and event bus on threads of their own."""
+
+    def __init__(self) -> None:
+        self._here = threading.local()
+
+    def watch(self, client: Any) -> DynamoDBCalls:
+        client.meta.events.register("before-send.dynamodb", self._sent)
+        return self
+
+    def _sent(self, **_: Any) -> None:
+        self._here.count = getattr(self._here, "count", 0) + 1
+
+    def taken(self) -> int:
+        """The calls this thread sent since it last asked."""
+        count, self._here.count = getattr(self._here, "count", 0), 0
+        return count
 
 
 def build_event(request: Request, route: Route, path_params: dict[str, str]) -> dict[str, Any]:
@@ -161,11 +184,17 @@ def _malformed(request: Request) -> bool:
 
 
 class Gateway:
-    def __init__(self, template: Template, log: Any = sys.stderr) -> None:
+    """`calls`, when given, counts the DynamoDB calls of the functions it runs: each request's
+    line then ends with how many its function made ("1 DynamoDB call")."""
+
+    def __init__(
+        self, template: Template, log: Any = sys.stderr, calls: DynamoDBCalls | None = None
+    ) -> None:
         self.template = template
         self.routes = template.routes()
         self.cors = template.cors()
         self.log = log
+        self.calls = calls
 
     def match(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
         """The route for a path as it was sent (still percent-encoded), and its parameters.
@@ -196,6 +225,7 @@ class Gateway:
             local, name = Response('{"message":"Bad Request"}', 400, mimetype=_JSON), "-"
         raw_path = raw_target(request).partition("?")[0]
         matched = self.match(request.method, raw_path) if local is None else None
+        made = ""  # the DynamoDB calls of the function, when one ran and they are counted
         if local is not None:
             response = local
         elif matched is None:  # no $default route in the template: API Gateway's own answer
@@ -205,23 +235,28 @@ class Gateway:
             route, params = matched
             fn = self.template.functions[route.function]
             name = fn.logical_id
+            if self.calls:
+                self.calls.taken()  # (this thread's earlier calls are not this request's)
             try:
                 response = to_response(invoke(fn, build_event(request, route, params)))
             except Exception as err:  # a handler crash: Lambda's answer through API Gateway
                 # repr escapes what is not printable; the precision bounds what a request put in
-                print(f"tally serve: {name} raised {err!r:.500}", file=self.log, flush=True)
+                logline.write(self.log, f"tally serve: {name} raised {err!r:.500}")
                 response = Response(
                     '{"message":"Internal Server Error"}', 500, content_type="application/json"
                 )
+            if self.calls:
+                count = self.calls.taken()
+                made = f" {count} DynamoDB call{'' if count == 1 else 's'}"
         if self.cors and name != "cors-preflight":  # every answer, errors included
             response = self.cors.apply(request, response)
         elapsed = (time.perf_counter() - started) * 1000
         # The client chose the method and the target: escaped and bounded, so one request is one
         # line (a decoded %0A in the path would start a forged one), the target as it was sent.
-        print(
+        logline.write(
+            self.log,
             f"{request.remote_addr} {loggable(request.method, 32)} "
-            f"{loggable(raw_target(request), 400)} {response.status_code} {name} {elapsed:.1f}ms",
-            file=self.log,
-            flush=True,
+            f"{loggable(raw_target(request), 400)} {response.status_code} {name} {elapsed:.1f}ms"
+            f"{made}",
         )
         return response(environ, start_response)

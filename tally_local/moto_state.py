@@ -146,7 +146,9 @@ def load(data: dict[str, Any], log: Any = sys.stderr) -> int:
 class Saver:
     """Saves the state to `path` within SAVE_EVERY_S of a write (`changed()`), and at `stop()`."""
 
-    def __init__(self, path: Path, lock: threading.Lock) -> None:
+    def __init__(
+        self, path: Path, lock: Any
+    ) -> None:  # the endpoint's (tally_local.dynamodb.InTurn)
         self.path, self.lock = path, lock
         self.dirty = False
         self._stopping = threading.Event()

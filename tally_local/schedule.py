@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from tally_local import logline
 from tally_local.gateway import invoke
 from tally_local.template import ACCOUNT, REGION, Function
 
@@ -74,7 +75,7 @@ class Scheduler:
             except Exception as err:  # a failed run is reported, and the schedule goes on
                 result = f"failed: {err!r}"
             elapsed = (time.perf_counter() - started) * 1000
-            print(f"schedule {fn.logical_id} {result} {elapsed:.1f}ms", file=self.log, flush=True)
+            logline.write(self.log, f"schedule {fn.logical_id} {result} {elapsed:.1f}ms")
 
     def stop(self) -> None:
         self.stopping.set()

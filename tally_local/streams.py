@@ -32,10 +32,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from botocore.httpsession import URLLib3Session
 
-from tally_local import dynamodb
-from tally_local.template import Function, StreamSource
+from tally_local import dynamodb, logline
+from tally_local.template import REGION, Function, StreamSource
 
 POLL_S = 0.25  # Lambda polls a shard 4 times a second
 WINDOW_CAP_S = 1.0  # MaximumBatchingWindowInSeconds is at most this locally
@@ -45,8 +49,52 @@ READ_LIMIT = 1000  # the most records one GetRecords returns
 _ERROR_CHARS = 200  # of an error's repr in a log line
 
 
+_READ_TIMEOUT_S = 10
+
+
 def stream_client(endpoint: str) -> Any:
-    return dynamodb.client(endpoint, "dynamodbstreams", read_timeout=10)
+    return dynamodb.client(endpoint, "dynamodbstreams", read_timeout=_READ_TIMEOUT_S)
+
+
+class WireRecords:
+    """GetRecords of a local endpoint, its answer kept as the JSON it came in: that is the shape
+    Lambda delivers records in (binary attributes in base64, times in epoch seconds), so the
+    records go to the function as they are (`wire_record`). boto3 would parse every attribute of
+    both images of every record into Python types, and `lambda_record` would turn them back: four
+    times the CPU (two pollers read each change of a counter, each with the whole item twice),
+    most of what the pollers cost tally serve under load (bench/throughput.py)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        credentials = Credentials(*dynamodb.LOCAL_CREDENTIALS)
+        self.signer = SigV4Auth(credentials, "dynamodb", REGION)
+        self.http = URLLib3Session(timeout=(1, _READ_TIMEOUT_S), max_pool_connections=1)
+
+    def get_records(self, **params: Any) -> dict[str, Any]:
+        """The answer, or botocore's ClientError naming DynamoDB's error code, as boto3 raises."""
+        request = AWSRequest(
+            method="POST",
+            url=self.endpoint,
+            data=json.dumps(params),
+            headers={
+                "X-Amz-Target": "DynamoDBStreams_20120810.GetRecords",
+                "Content-Type": "application/x-amz-json-1.0",
+            },
+        )
+        self.signer.add_auth(request)
+        answer = self.http.send(request.prepare())
+        try:
+            body = json.loads(answer.content or b"{}")
+        except ValueError:
+            body = {}
+        if answer.status_code != 200:
+            error = {
+                "Code": str(body.get("__type", "")).rpartition("#")[2] or str(answer.status_code),
+                "Message": str(body.get("message") or body.get("Message") or ""),
+            }
+            meta = {"HTTPStatusCode": answer.status_code}
+            raise ClientError({"Error": error, "ResponseMetadata": meta}, "GetRecords")
+        return body
 
 
 # ------------------------------------------------------------------ the records Lambda delivers
@@ -61,6 +109,18 @@ def lambda_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     for name in ("Keys", "NewImage", "OldImage"):
         if name in images:
             images[name] = {k: _wire(v) for k, v in images[name].items()}
+    record = {**raw, "dynamodb": images, "eventSourceARN": stream_arn}
+    record.setdefault("eventSource", "aws:dynamodb")
+    return record
+
+
+def wire_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A GetRecords record as the wire carries it (WireRecords) in the shape Lambda delivers it:
+    the same as lambda_record makes of boto3's."""
+    images = raw["dynamodb"]
+    when = images.get("ApproximateCreationDateTime")
+    if when is not None and not isinstance(when, int):  # the wire's may have a fraction
+        images = {**images, "ApproximateCreationDateTime": int(when)}
     record = {**raw, "dynamodb": images, "eventSourceARN": stream_arn}
     record.setdefault("eventSource", "aws:dynamodb")
     return record
@@ -177,6 +237,7 @@ class StreamPoller:
         self.thread: threading.Thread | None = None
         self.ddb: Any = None  # the clients, made by run() unless given (a test's fakes)
         self.streams: Any = None
+        self.wire: WireRecords | None = None  # GetRecords, when run() made the clients
         self.arn: str | None = None
         self.shards: dict[str, _Shard] = {}
         self.done: set[str] = set()
@@ -212,7 +273,8 @@ class StreamPoller:
 
     def run(self) -> None:
         self.ddb = self.ddb or dynamodb.client(self.endpoint)
-        self.streams = self.streams or stream_client(self.endpoint)
+        if self.streams is None:
+            self.streams, self.wire = stream_client(self.endpoint), WireRecords(self.endpoint)
         while not self.stopping.is_set():
             try:
                 busy = self.cycle()
@@ -318,10 +380,9 @@ class StreamPoller:
             return False
         if shard.iterator is None:
             shard.iterator = self._iterator(shard)
+        read = self.wire.get_records if self.wire else self.streams.get_records
         try:
-            got = self.streams.get_records(
-                ShardIterator=shard.iterator, Limit=min(room, READ_LIMIT)
-            )
+            got = read(ShardIterator=shard.iterator, Limit=min(room, READ_LIMIT))
         except ClientError as err:
             if err.response["Error"]["Code"] == "TrimmedDataAccessException":
                 self._say(f"{shard.id}: records trimmed before they were read; from the oldest")
@@ -330,7 +391,8 @@ class StreamPoller:
             raise
         shard.iterator = got.get("NextShardIterator")
         shard.ended = shard.iterator is None
-        records = [lambda_record(r, self.arn or "") for r in got.get("Records", [])]
+        shape = wire_record if self.wire else lambda_record
+        records = [shape(r, self.arn or "") for r in got.get("Records", [])]
         if not records:
             return False
         if not shard.pending:
@@ -446,7 +508,7 @@ class StreamPoller:
     # -------------------------------------------------------------- log
 
     def _say(self, text: str) -> None:
-        print(f"stream {self.name} {text}", file=self.log, flush=True)
+        logline.write(self.log, f"stream {self.name} {text}")
 
     def _complain(self, err: BaseException) -> bool:
         """Tell of a failed read (once while the same error lasts); whether to wait a second."""

@@ -53,29 +53,41 @@ class Route:
     def pattern(self) -> re.Pattern[str]:
         return routes.pattern(self.path)
 
+    @cached_property
+    def _parts(self) -> tuple[tuple[str, str], ...]:
+        """The path, segment by segment, read once (a route is matched at every request): each
+        ("greedy", name) for `{name+}`, ("variable", name) for `{name}`, or ("literal", text)."""
+        parts = []
+        for part in self.path.split("/"):
+            greedy, variable = re.fullmatch(r"\{(\w+)\+\}", part), re.fullmatch(r"\{(\w+)\}", part)
+            if greedy:
+                parts.append(("greedy", greedy.group(1)))
+            elif variable:
+                parts.append(("variable", variable.group(1)))
+            else:
+                parts.append(("literal", part))
+        return tuple(parts)
+
     def match_segments(self, segments: list[str]) -> dict[str, str] | None:
         """The path parameters if the path's (decoded) segments fit this route, else None: a
         literal segment must be equal, `{name}` takes one segment, `{name+}` the rest."""
-        parts = self.path.split("/")
         params: dict[str, str] = {}
-        for index, part in enumerate(parts):
-            greedy = re.fullmatch(r"\{(\w+)\+\}", part)
-            if greedy:
+        for index, (kind, text) in enumerate(self._parts):
+            if kind == "greedy":
                 rest = segments[index:]
                 if not rest or not all(rest):
                     return None
-                params[greedy.group(1)] = "/".join(rest)
+                params[text] = "/".join(rest)
                 return params
             if index >= len(segments):
                 return None
-            variable = re.fullmatch(r"\{(\w+)\}", part)
-            if variable:
+            if kind == "variable":
                 if not segments[index]:
                     return None
-                params[variable.group(1)] = segments[index]
-            elif part != segments[index]:
+                params[text] = segments[index]
+            elif text != segments[index]:
                 return None
-        return params if len(segments) == len(parts) else None
+        return params if len(segments) == len(self._parts) else None
 
     @property
     def specificity(self) -> tuple[int, int, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import threading
@@ -56,6 +57,17 @@ def test_tally_serve_logs_one_line_per_request(server, acme):
     assert acme not in server.log()
 
 
+def test_each_request_line_says_how_many_dynamodb_calls_its_function_made(server, acme):
+    server.call("/v2/acme/costed/up", key=acme)
+    server.call("/v2/acme/costed/up", key=acme)  # a path the key has used: no new-paths token
+    server.call("/openapi.json")  # no function runs
+
+    lines = server.log().splitlines()
+    ups = [line for line in lines if "GET /v2/acme/costed/up 200 V2UpFunction" in line]
+    assert ups[-1].endswith("ms 2 DynamoDB calls")  # its path's rate-limit bucket, the change
+    assert [line for line in lines if " GET /openapi.json 200 " in line][-1].endswith("ms")
+
+
 def test_32_concurrent_callers_mixing_up_and_down_are_counted_exactly(server, acme):
     rng = random.Random(2026)
     plan = [rng.choice(("up", "down")) for _ in range(32 * 15)]
@@ -67,6 +79,12 @@ def test_32_concurrent_callers_mixing_up_and_down_are_counted_exactly(server, ac
         statuses = list(pool.map(call, plan))
 
     assert statuses == [200] * len(plan)
+    # One line per request, whole: no two threads' lines ran together.
+    logged = [line for line in server.log().splitlines() if "GET /v2/acme/race/" in line]
+    whole = re.compile(
+        r"\S+ GET /v2/acme/race/(up|down) 200 V2(Up|Down)Function \S+ms \d+ DynamoDB calls?"
+    )
+    assert len(logged) == len(plan) and all(whole.fullmatch(line) for line in logged), logged
     data = server.call("/v2/acme/race", key=acme)[1]["data"]
     ups, downs = plan.count("up"), plan.count("down")
     assert (data["value"], data["up_count"], data["down_count"]) == (ups - downs, ups, downs)

@@ -17,10 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tally_local import dynamodb
 from tally_local.demo import DEMO_KEY
-from tally_local.streams import StreamPoller, stream_client
+from tally_local.streams import (
+    StreamPoller,
+    WireRecords,
+    lambda_record,
+    stream_client,
+    wire_record,
+)
 from tally_local.template import StreamSource
 from tests.conftest import ROOT, TEMPLATE
 from tests.serve import TALLY, Server
@@ -266,6 +273,49 @@ def test_latest_skips_what_the_stream_held_when_the_poller_started(stream_table)
     assert handler.batches == [[99]]
 
 
+def test_records_read_as_json_are_those_boto3_reads_in_the_shape_lambda_delivers(stream_table):
+    """The pollers read GetRecords as JSON (WireRecords): the records must be exactly what boto3's
+    records become (lambda_record), binary attributes and times included."""
+    stream_table(3)
+    stream_table.client.update_item(
+        TableName=stream_table.table,
+        Key={"k": {"S": "item-1"}},
+        UpdateExpression="SET bs = :bs, m = :m ADD ns :ns",
+        ExpressionAttributeValues={
+            ":bs": {"BS": [b"\x00", b"\xff"]},
+            ":m": {"M": {"l": {"L": [{"B": b"\x01"}, {"NULL": True}, {"BOOL": False}]}}},
+            ":ns": {"NS": ["1", "2.5"]},
+        },
+    )
+    ddb, streams = stream_table.client, stream_client(stream_table.client.meta.endpoint_url)
+    arn = ddb.describe_table(TableName=stream_table.table)["Table"]["LatestStreamArn"]
+    (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+
+    def iterator() -> str:
+        return streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+
+    parsed = streams.get_records(ShardIterator=iterator())["Records"]
+    wire = WireRecords(ddb.meta.endpoint_url).get_records(ShardIterator=iterator())["Records"]
+
+    expected = [lambda_record(raw, arn) for raw in parsed]
+    assert [wire_record(raw, arn) for raw in wire] == expected
+    assert len(expected) == 4  # three puts and the update
+    assert sorted(expected[3]["dynamodb"]["NewImage"]["bs"]["BS"]) == ["/w==", "AA=="]  # base64
+    assert isinstance(expected[0]["dynamodb"]["ApproximateCreationDateTime"], int)
+
+
+@pytest.mark.dynamodb_local_only("moto answers an unknown iterator with a 500 and a traceback")
+def test_a_refused_read_as_json_raises_the_error_boto3_raises(stream_table):
+    endpoint = stream_table.client.meta.endpoint_url
+    with pytest.raises(ClientError) as by_boto3:
+        stream_client(endpoint).get_records(ShardIterator="not-an-iterator")
+    with pytest.raises(ClientError) as as_json:
+        WireRecords(endpoint).get_records(ShardIterator="not-an-iterator")
+    assert as_json.value.response["Error"] == by_boto3.value.response["Error"]
+
+
 @pytest.mark.moto_only("tally serve's embedded endpoint is moto's server")
 def test_the_embedded_endpoint_serves_dynamodb_streams():
     server = dynamodb.EmbeddedDynamoDB(port=0).start()
@@ -297,6 +347,51 @@ def test_the_embedded_endpoint_serves_dynamodb_streams():
     assert [r["eventName"] for r in records] == ["INSERT", "MODIFY"]
     assert records[1]["dynamodb"]["OldImage"]["v"] == {"N": "1"}
     assert records[1]["dynamodb"]["NewImage"]["v"] == {"N": "2"}
+
+
+@pytest.mark.moto_only("tally serve's embedded endpoint is moto's server")
+def test_the_embedded_endpoint_answers_get_records_as_motos_own_app_does():
+    """It answers GetRecords from moto's records itself (tally_local.dynamodb._get_records), not
+    through moto's response serializer: the same JSON, binary attributes and times included."""
+    from moto.moto_server.werkzeug_app import create_backend_app
+    from werkzeug.test import Client, EnvironBuilder
+
+    server = dynamodb.EmbeddedDynamoDB(port=0, own_process=False).start()  # its state is here
+    try:
+        ddb, streams = dynamodb.client(server.endpoint), stream_client(server.endpoint)
+        dynamodb.ensure_tables(ddb, TEMPLATE)
+        key = {"workspace": {"S": "w"}, "counter": {"S": "c"}}
+        ddb.put_item(TableName="CountersTable", Item={**key, "v": {"N": "1"}, "b": {"B": b"\0"}})
+        ddb.update_item(
+            TableName="CountersTable",
+            Key=key,
+            UpdateExpression="ADD v :one SET m = :m",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":m": {"M": {"bs": {"BS": [b"\1", b"\2"]}, "l": {"L": [{"NULL": True}]}}},
+            },
+        )
+        arn = ddb.describe_table(TableName="CountersTable")["Table"]["LatestStreamArn"]
+        (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        request = {
+            "data": json.dumps({"ShardIterator": iterator, "Limit": 10}),
+            "headers": {
+                "X-Amz-Target": "DynamoDBStreams_20120810.GetRecords",
+                "Content-Type": "application/x-amz-json-1.0",
+            },
+        }
+        ours = dynamodb._get_records(EnvironBuilder(method="POST", **request).get_environ())
+        motos = Client(create_backend_app("dynamodbstreams")).post("/", **request).get_data()
+        unknown = {**request, "data": json.dumps({"ShardIterator": "not-an-iterator"})}
+        left_to_moto = dynamodb._get_records(EnvironBuilder(method="POST", **unknown).get_environ())
+    finally:
+        server.stop()
+    assert ours is not None and json.loads(ours)["Records"] == json.loads(motos)["Records"]
+    assert len(json.loads(ours)["Records"]) == 2
+    assert left_to_moto is None  # moto's app answers what it does not know
 
 
 @pytest.mark.moto_only("tally serve's embedded endpoint is moto's server")
