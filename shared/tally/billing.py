@@ -113,7 +113,8 @@ def _bill_of(mark: Mark | None) -> tuple | None:
     """What a run would bill from this mark: equal for two marks, the same bill."""
     if mark is None:
         return None
-    return mark.value // mark.threshold, mark.billed, mark.threshold, mark.amount, mark.description
+    bill = mark.value // mark.threshold, mark.billed, mark.threshold, mark.amount, mark.description
+    return (*bill, mark.shards)  # and how it is billed: one item, or a sharded one's total
 
 
 # ------------------------------------------------------------------ a run
