@@ -46,6 +46,13 @@ class Report:
     examined: int = 0
     items: list[dict[str, Any]] = field(default_factory=list)
 
+    def billed(self, item: Any, units: int) -> None:
+        """An invoice item made for `units` (by either kind of bill)."""
+        self.items.append(invoices.render(item))
+        self.items_created += 1
+        self.units_billed += units
+        self.cents_billed += item.amount
+
     def summary(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if k != "items"}
 
@@ -185,10 +192,7 @@ def _bill(mark: Mark, report: Report, client: Any) -> bool:
         if aws.error_code(err) == "TransactionCanceledException":
             return False
         raise
-    report.items.append(invoices.render(record))
-    report.items_created += 1
-    report.units_billed += units
-    report.cents_billed += k * mark.amount
+    report.billed(record, units)
     return True
 
 
@@ -247,10 +251,7 @@ def _bill_sharded(workspace: str, name: str, report: Report, client: Any) -> boo
     if shards.run(client, workspace, name, bill) is None:
         return False
     if bill.billed is not None:
-        report.items.append(invoices.render(made[0]))
-        report.items_created += 1
-        report.units_billed += bill.billed[1]
-        report.cents_billed += made[0].amount
+        report.billed(made[0], bill.billed[1])
     return True
 
 
