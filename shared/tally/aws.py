@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import random
 import re
+import time
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import botocore
@@ -35,11 +36,16 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from tally.errors import OutcomeUnknown
+from tally.errors import OutcomeUnknown, Unavailable
 from tally.telemetry import count, logger
 from tally.warm_cache import once
 
 MAX_ATTEMPTS = 3
+# A read that must not fail lightly (what a change that was made answers): sent again for a few
+# rounds of MAX_ATTEMPTS, while the first round took less than this (a round of read timeouts
+# takes 6 s, and a function has 10).
+PATIENT_ROUNDS, PATIENT_SECONDS = 4, 3.0
+T = TypeVar("T")
 THROTTLES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -163,9 +169,9 @@ def send_additive(
         if "Attributes" in answer:
             return answer
         lost = ValueError("answer without Attributes")  # a cut-off answer (checksums, above)
-    try:  # one consistent read (retried above), within the function's time
-        item = applied()
-    except (ClientError, BotoCoreError):
+    try:  # a consistent read, sent again while it fails, within the function's time
+        item = patiently(applied)
+    except (ClientError, BotoCoreError, Unavailable):
         item = None
     if item is not None:
         return {"Attributes": item}
@@ -175,3 +181,29 @@ def send_additive(
     )
     count("OutcomeUnknown")
     raise OutcomeUnknown() from lost
+
+
+def transient(err: Exception) -> bool:
+    """Whether a failed call may succeed if sent again: refused (throttled, a conflict), a 5xx,
+    an answer lost, never sent; not a 4xx that names the request (a condition, a bad request)."""
+    if isinstance(err, ClientError):
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(err) in REFUSED or status >= 500
+    return isinstance(err, (BotoCoreError, Unavailable))
+
+
+def patiently(read: Callable[[], T]) -> T:
+    """`read()` (safe to repeat), sent again past botocore's attempts while DynamoDB refuses or
+    fails it, for at most PATIENT_ROUNDS rounds and PATIENT_SECONDS: for the reads whose failure
+    would leave a change that was made unanswered. Written here because botocore's retry policy
+    is per call, and this is a policy of a few calls (tally.shards' sum is up to three)."""
+    started, rounds = time.monotonic(), 0
+    while True:
+        try:
+            return read()
+        except (ClientError, BotoCoreError, Unavailable) as err:
+            rounds += 1
+            late = time.monotonic() - started > PATIENT_SECONDS
+            if not transient(err) or rounds >= PATIENT_ROUNDS or late:
+                raise
+            time.sleep(random.uniform(0, 0.05 * 2**rounds))

@@ -80,10 +80,24 @@ class OutcomeUnknown(Unavailable):
     It is never sent again; under an Idempotency-Key this answer is final (replayed, not retried),
     so the change cannot be applied twice."""
 
+    def __init__(
+        self,
+        message: str = "DynamoDB's answer to this change was lost and it could not be confirmed; "
+        "it was not retried and may or may not have been applied: read the counter before "
+        "sending it again",
+    ) -> None:
+        super().__init__(message)
+
+
+class AppliedUnread(OutcomeUnknown):
+    """A change to a sharded counter was applied, once, but the counter's value after it (the
+    sum of its shards, another read) could not be read. Final like OutcomeUnknown: sent again,
+    it would count twice."""
+
     def __init__(self) -> None:
         super().__init__(
-            "DynamoDB's answer to this change was lost and it could not be confirmed; it was not "
-            "retried and may or may not have been applied: read the counter before sending it again"
+            "the change was applied, once, but the counter's value after it could not be read: do "
+            "not send it again; read the counter"
         )
 
 

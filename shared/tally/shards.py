@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tally import aws, clock
 from tally import operation as operations
 from tally.config import settings
-from tally.errors import Conflict, TallyError, Unavailable
+from tally.errors import AppliedUnread, Conflict, OutcomeUnknown, TallyError, Unavailable
 from tally.items import counter as stored
 from tally.items.counter import CounterItem, Refusal
 from tally.items.expression import Update
@@ -235,6 +236,28 @@ def total(
     return _snapshot(client, workspace, name, shards)
 
 
+def after(
+    client: Any,
+    workspace: str,
+    name: str,
+    shards: int,
+    given: dict[int, CounterItem] | None = None,
+) -> CounterItem:
+    """The counter after a change (or a global operation) this request made: its `total`, read
+    patiently (tally.aws.patiently). If it still cannot be read the change is not undone, nor
+    answered with a 503 that invites sending it again (counting it twice): AppliedUnread says it
+    was made, final under an Idempotency-Key."""
+    try:
+        return aws.patiently(lambda: total(client, workspace, name, shards, given))
+    except (ClientError, BotoCoreError, Unavailable) as err:
+        logger.warning(
+            "a change was applied and its counter could not be read: answered AppliedUnread",
+            extra={"workspace": workspace, "counter": name, "error": repr(err)},
+        )
+        count("AppliedUnread")
+        raise AppliedUnread() from err
+
+
 def checked(
     client: Any, workspace: str, name: str, first: CounterItem, parts: dict[str, dict[int, Any]]
 ) -> CounterItem:
@@ -308,7 +331,7 @@ def change(
         )
         item, refusal = send(shard, update)
         if refusal in (None, Refusal.APPLIED):
-            return Outcome(total(client, workspace, name, shards, given={shard: item}))
+            return Outcome(after(client, workspace, name, shards, given={shard: item}))
         if refusal in (Refusal.STALE_DAY, Refusal.RACED):
             rollover[shard] = item.rollover(at)
         elif refusal is Refusal.NOT_OPEN:
@@ -487,6 +510,7 @@ class Operation:
     plan on the snapshot (raising a TallyError refuses it, and lets the counter go)."""
 
     patient = True  # waits its turn; a change's operation gives up soon and is sent again
+    answered = True  # its outcome is the counter after it (a billing run's is not: no read)
 
     def target(self, first: CounterItem) -> int:
         return first.shards
@@ -534,11 +558,12 @@ def run(client: Any, workspace: str, name: str, operation: Operation) -> Outcome
             _let_go(client, workspace, name, snap, until, unshard=not first.sharded)
             return plan.result
         writes = _writes(workspace, name, snap, plan, until)
-        if _write_all(client, workspace, name, writes, extra=plan.extra):
+        if _write_plan(client, workspace, name, writes, plan, operation):
             learn(workspace, name, plan.shards)
             count("ShardGlobalOperations")
-            after = total(client, workspace, name, plan.shards)
-            return Outcome(after)
+            if not operation.answered:
+                return Outcome(stored.item(None))
+            return Outcome(after(client, workspace, name, plan.shards))
     raise Unavailable("the counter is changing too fast to record; retry", retry_after=1)
 
 
@@ -585,6 +610,31 @@ def _writes(
     return writes
 
 
+def _write_plan(
+    client: Any,
+    workspace: str,
+    name: str,
+    writes: list[tuple[str, int, Any]],
+    plan: Plan,
+    operation: Operation,
+) -> bool:
+    """A global operation's last write, which lets the counter go: sent patiently with one
+    ClientRequestToken (a transaction resent with it after a lost answer is applied once). If it
+    still fails it may have been applied: a change's answer is OutcomeUnknown, never a 503 that
+    invites sending it again."""
+    try:
+        return _write_all(client, workspace, name, writes, extra=plan.extra, patient=True)
+    except (ClientError, BotoCoreError) as err:
+        if not (operation.answered and aws.transient(err)):
+            raise
+        logger.warning(
+            "a global operation's write failed and may have been applied: answered OutcomeUnknown",
+            extra={"workspace": workspace, "counter": name, "error": repr(err)},
+        )
+        count("OutcomeUnknown")
+        raise OutcomeUnknown() from err
+
+
 def _let_go(
     client: Any, workspace: str, name: str, snap: Snapshot, until: int, *, unshard: bool
 ) -> None:
@@ -606,9 +656,11 @@ def _write_all(
     writes: list[tuple[str, int, Any]],
     *,
     extra: list[dict[str, Any]] | None = None,
+    patient: bool = False,
 ) -> bool:
     """The writes (and `extra`, items of other tables) in one transaction (one UpdateItem when
-    there is one): False if a condition or a conflict cancelled it."""
+    there is one): False if a condition or a conflict cancelled it. `patient`: a transaction that
+    fails is sent again (tally.aws.patiently) with the same ClientRequestToken."""
     table = _table()
     if len(writes) == 1 and writes[0][0] == "Update" and not extra:
         _, i, update = writes[0]
@@ -631,8 +683,13 @@ def _write_all(
             params.pop("UpdateExpression", None)
         items.append({kind: {"TableName": table, "Key": stored.key(workspace, name, i), **params}})
     items += extra or []
+    token = uuid.uuid4().hex  # one for every resend of this transaction (botocore's and ours)
+
+    def send() -> Any:
+        return client.transact_write_items(TransactItems=items, ClientRequestToken=token)
+
     try:
-        client.transact_write_items(TransactItems=items)
+        aws.patiently(send) if patient else send()
     except ClientError as err:
         if aws.error_code(err) in ("TransactionCanceledException", "TransactionConflictException"):
             return False
@@ -708,6 +765,9 @@ class SetValue(Operation):
                 f"{self.value} is outside the counter's bounds", fields={"value": "outside bounds"}
             )
         plan = Plan(shards, snap.base_states(shards), (whole.value, self.value, 0, 0), snap.first)
+        if snap.first.applied(self.op, now_ms, operations.REPEAT_WINDOW_MS):
+            plan.result = Outcome(whole)  # this set was written (its answer lost): not twice
+            return plan
         plan.states = {
             i: stored.with_value(state, self.value if i == 0 else 0)
             for i, state in plan.states.items()
@@ -829,6 +889,8 @@ class Bill(Operation):
     every shard rewritten and the invoice item put in one transaction, which requires every
     shard to be as read: exactly once, like an unsharded bill's conditions. `invoice(total
     billed so far, k)` makes the item's Put (or None: nothing to bill); `billed` says what was."""
+
+    answered = False
 
     def __init__(self, invoice: Callable[[CounterItem, int], dict[str, Any] | None]) -> None:
         self.invoice = invoice

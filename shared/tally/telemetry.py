@@ -174,8 +174,8 @@ def add_keys(**keys: Any) -> None:
 
 def count(name: str, value: int = 1) -> None:
     """One EMF count: CounterChanges, BoundRefusals, RateLimited, IdempotentReplays,
-    DynamoDBThrottles, DynamoDBFailures, RateLimitFailOpen, OutcomeUnknown, Requests, Billing*,
-    EventsPublished, Webhook*.
+    DynamoDBThrottles, DynamoDBFailures, RateLimitFailOpen, OutcomeUnknown, AppliedUnread,
+    Requests, Billing*, EventsPublished, Webhook*.
     Nothing with POWERTOOLS_METRICS_DISABLED: Powertools then never flushes, but still prints
     the set by itself once a metric has 100 values."""
     if not is_metrics_disabled():

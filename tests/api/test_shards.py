@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tally import counter_settings, counters, events
 from tally.errors import Conflict
 from tally.names import INT64_MAX
-from tests.conftest import record_calls
+from tests.conftest import DynamoDBFaults, record_calls
 
 
 def _settings(api, key, name, body):
@@ -399,6 +399,110 @@ def test_bounds_set_on_a_sharded_counter_are_checked_against_the_sum(api, worksp
     assert fits.status == 200
     assert _add(api, key, "c", 1).status == 409
     assert _add(api, key, "c", -40).body["value"] == 0
+
+
+# ------------------------------------------------------------------ DynamoDB failing
+
+
+def _stored_value(ddb, name):
+    """The counter's value as its items hold it (the sum of its shards), read past the API."""
+    return sum(int(item.get("v", {"N": "0"})["N"]) for item in _items(ddb, name).values())
+
+
+def test_with_20_percent_of_dynamodb_calls_failing_a_sharded_counter_counts_exactly_its_200s(
+    api, workspace, ddb, monkeypatch
+):
+    """Changes, sets, reshards and bounds on a sharded counter while a fifth of DynamoDB calls
+    are throttled, fail with a 5xx or lose their answer: after each request the counter holds
+    exactly what the 200s say. (A change's answer is the sum of its shards, a second read: a
+    change made whose sum could not be read was answered a bare 503, and counted once more by a
+    client that sent it again.)"""
+    _, key = workspace
+    monkeypatch.setattr("tally.shards.grow", lambda *_: None)  # N only as this test sets it
+    assert _settings(api, key, "c", {"shards": 4}).status == 200
+    faults, failing, injected = random.Random(13), [False], []
+
+    def decide(operation):
+        if not failing[0] or faults.random() >= 0.2:
+            return None
+        injected.append(operation)
+        return faults.choice(
+            ["refuse:ThrottlingException:400", "refuse:InternalServerError:500", "lost"]
+        )
+
+    DynamoDBFaults(monkeypatch, decide)
+    rng, expected, statuses = random.Random(5), 0, []
+    for step in range(200):
+        pick, n = rng.random(), rng.randint(-5, 9) or 1
+        failing[0] = True
+        if pick < 0.04:
+            answer = api("GET", f"/v2/acme/c/set?value={n * 10}", key=key)
+            expected = n * 10 if answer.status == 200 else expected
+        elif pick < 0.08:
+            answer = _settings(api, key, "c", {"shards": rng.randint(1, 8)})
+        elif pick < 0.12:
+            bounds = {"upper_bound": expected + rng.randint(0, 20)}
+            answer = _settings(api, key, "c", bounds | {"lower_bound": expected - 20})
+        else:
+            answer = _add(api, key, "c", n)
+            expected += n if answer.status == 200 else 0
+        failing[0] = False
+        statuses.append(answer.status)
+        assert answer.status in (200, 409, 503), (step, answer.body)
+        assert _stored_value(ddb, "c") == expected, (step, answer.status, answer.body)
+
+    assert len(injected) > 100 and statuses.count(200) > 90 and 503 in statuses
+
+
+def test_a_change_made_whose_sum_cannot_be_read_says_so_and_a_keyed_retry_never_repeats_it(
+    api, workspace, ddb, monkeypatch
+):
+    _, key = workspace
+    _settings(api, key, "c", {"shards": 4})
+    _add(api, key, "c", 5)
+    faults = DynamoDBFaults(
+        monkeypatch,
+        lambda op: "refuse:InternalServerError:500" if op == "BatchGetItem" else None,
+    )
+
+    first = api("POST", "/account/counters/c/3", key=key, headers={"Idempotency-Key": "k1"})
+    retry = api("POST", "/account/counters/c/3", key=key, headers={"Idempotency-Key": "k1"})
+    faults.stop()
+
+    assert first.status == retry.status == 503
+    assert "was applied, once" in first.body["error"]["message"]
+    assert first.headers["Retry-After"] and retry.headers["Idempotent-Replayed"] == "true"
+    assert _stored_value(ddb, "c") == 8  # once: the replay sent nothing
+    assert _counter(api, key, "c")["value"] == 8
+
+
+def test_a_set_whose_last_transaction_answer_is_always_lost_is_applied_once_and_not_resent(
+    api, workspace, ddb, monkeypatch
+):
+    """A global operation's last write (every shard, one transaction) is sent again with its
+    ClientRequestToken while its answers are lost: applied once (DynamoDB Local honours the
+    token; moto does not, and the resend fails its conditions), then answered OutcomeUnknown."""
+    _, key = workspace
+    _settings(api, key, "c", {"shards": 3})
+    _add(api, key, "c", 4)
+    transactions = [0]
+
+    def decide(operation):
+        if operation != "TransactWriteItems":
+            return None
+        transactions[0] += 1  # the first freezes the shards; every later one is the set
+        return "lost" if transactions[0] > 1 else None
+
+    faults = DynamoDBFaults(monkeypatch, decide)
+    answer = api("GET", "/v2/acme/c/set?value=50", key=key)
+    faults.stop()
+
+    assert answer.status == 503  # CounterAPI's error shape: {"code", "message"}
+    assert "may or may not have been applied" in answer.body["message"]
+    assert transactions[0] > 1 + 3  # past botocore's three attempts
+    assert _stored_value(ddb, "c") == 50
+    _add(api, key, "c", 1)  # not frozen: the operation let the counter go
+    assert _counter(api, key, "c")["value"] == 51
 
 
 # ------------------------------------------------------------------ history and events
