@@ -6,7 +6,8 @@ counter spread over 1, 2, 4, 8 and 16 shards. A benchmark, not a test.
     .venv/bin/python bench/hot_counter.py [--seconds 3] [--item-wcu 50] [--shards 1 2 4 8 16]
 
 Each row is a counter of its own, set up with `PUT /account/counters/{name}/settings
-{"shards": N}` (N = 1: no setting, today's counter), then changed by --connections callers at
+{"shards": N}` (N = 1: no setting, today's counter; tally serve runs with TALLY_SHARDS_GROW=off
+so that no row grows its N when throttled), then changed by --connections callers at
 once (`POST /account/counters/{name}/1`, as fast as answers come) for --seconds. Per row:
 admitted changes/s (200s), 503s (throttled past tally's retries), other answers, p50 and p99 of
 the 200s, and the exactness check: the counter's final value equals the number of 200s (and with
@@ -118,6 +119,7 @@ def measure(backend: str, args: argparse.Namespace):
             schedule_interval=None,
             endpoint=endpoint,
             flags=("--throttle-item-wcu", f"{args.item_wcu:g}"),
+            env={"TALLY_SHARDS_GROW": "off"},  # each row keeps its N: the scaling is the figure
         )
         stack.callback(server.stop)
         _, made = server.call(

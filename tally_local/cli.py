@@ -43,9 +43,14 @@ def local_environment(template: Template) -> dict[str, str]:
     return {**template.environment(), **LOCAL_ENVIRONMENT}
 
 
+# Stack parameters a developer may set for tally serve in its environment (the template's
+# default otherwise), as `sam deploy --parameter-overrides` sets them deployed.
+OVERRIDABLE = ("TALLY_SHARDS_GROW",)
+
+
 def _environment(template: Template, endpoint: str, bus: Any = None) -> None:
     """What Lambda would give the functions, pointed at the chosen DynamoDB endpoint and bus."""
-    keep = {k: os.environ[k] for k in LOCAL_ENVIRONMENT if k in os.environ}
+    keep = {k: os.environ[k] for k in (*LOCAL_ENVIRONMENT, *OVERRIDABLE) if k in os.environ}
     os.environ.update({**local_environment(template), **keep})
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     if bus is not None:

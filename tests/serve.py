@@ -57,7 +57,8 @@ class Server:
     `tmp`; with `schedule_interval`, Schedule events fire that often. Its DynamoDB is the
     embedded moto, or with `endpoint` that one (AWS_ENDPOINT_URL_DYNAMODB): emptied first, so
     tally serve makes the tables and the demo workspace there as it does on its embedded
-    endpoint. `flags` are more flags of tally serve (`--throttle-item-wcu 50`)."""
+    endpoint. `flags` are more flags of tally serve (`--throttle-item-wcu 50`), `env` more of its
+    environment."""
 
     def __init__(
         self,
@@ -66,12 +67,15 @@ class Server:
         schedule_interval: float | None = 1,
         endpoint: str | None = None,
         flags: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port, self.ddb_port = free_port(), free_port()
+        more = env or {}
         self.url = f"http://127.0.0.1:{self.port}"
         self.ddb_endpoint = endpoint or f"http://127.0.0.1:{self.ddb_port}"
         self.log_path = tmp / "serve.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        env |= more
         env["TALLY_ADMIN_TOKEN"] = ADMIN
         env["TALLY_RUN_DIR"] = str(tmp)  # where tally invoke, given this env, finds it
         if endpoint:

@@ -54,6 +54,8 @@ class Settings:
     admin_token_parameter: str | None = None
     # How long a warm container trusts a looked-up API key (revocation takes effect within this).
     key_cache_seconds: float = 30.0
+    # Whether a counter throttled past tally's retries doubles its shards by itself (tally.shards).
+    shards_grow: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.key_cache_seconds <= 60:
@@ -83,6 +85,10 @@ class Settings:
         if env.get("TALLY_WEBHOOK_RETRY_SCHEDULE"):
             schedule = env["TALLY_WEBHOOK_RETRY_SCHEDULE"].split(",")
             values["webhook_retry_schedule"] = tuple(int(s) for s in schedule)
+        if env.get("TALLY_SHARDS_GROW"):
+            if env["TALLY_SHARDS_GROW"] not in ("on", "off"):
+                raise ValueError("TALLY_SHARDS_GROW must be on or off")
+            values["shards_grow"] = env["TALLY_SHARDS_GROW"] == "on"
         if env.get("TALLY_KEY_CACHE_SECONDS"):
             values["key_cache_seconds"] = float(env["TALLY_KEY_CACHE_SECONDS"])
         return cls(**values)

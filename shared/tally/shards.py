@@ -821,17 +821,17 @@ _grown = WarmCache()  # (workspace, counter): grown (or tried) by this container
 
 
 def grow(client: Any, workspace: str, name: str) -> None:
-    """A change to this sharded counter was throttled past its retries (its items take no more
-    writes a second): double its shards, so that its next changes spread over more items. Only a
-    counter its owner sharded (N >= 2) grows: an unsharded one stays on the one-item path, whose
-    every answer is its own write's. At most once a counter per container per 10 s, so that one
-    burst of throttled changes grows it once; and only from the N that was throttled. The throttled change itself is answered 503 as ever: it
-    changed nothing. A grow that fails (throttled too) is tried on a later throttle."""
-    if _grown.get((workspace, name), False):
+    """A change to this counter was throttled past its retries (its items take no more writes a
+    second): double its shards (an unsharded counter gets 2), so that its next changes spread
+    over more items. At most once a counter per container per 10 s, so that one burst of
+    throttled changes grows it once; and only from the N that was throttled. The throttled change
+    itself is answered 503 as ever: it changed nothing. A grow that fails (throttled too) is
+    tried on a later throttle. Not at all with TALLY_SHARDS_GROW=off (the stack's ShardsGrow)."""
+    if not settings().shards_grow or _grown.get((workspace, name), False):
         return
     _grown.put((workspace, name), True, _GROW_SECONDS)
     seen = known(workspace, name)
-    if seen < 2 or seen >= stored.MAX_SHARDS:  # only a counter its owner chose to shard
+    if seen >= stored.MAX_SHARDS:
         return
     try:
         run(client, workspace, name, Grow(seen))

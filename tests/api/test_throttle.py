@@ -228,8 +228,11 @@ def test_tally_answers_503_for_a_change_throttled_past_its_retries(
     assert answer.status == 503, answer.body
     assert shape(answer.body), answer.body
     assert answer.headers["Retry-After"] == "1"
-    assert proxy.throttled - before == aws.MAX_ATTEMPTS  # tally's own retries, all refused
+    # tally's own retries, all refused; then its grow to 2 shards, throttled too (tried again at
+    # a later throttle)
+    assert proxy.throttled - before == 2 * aws.MAX_ATTEMPTS
     assert _value(_client(proxy), "hot") == 1  # nothing applied
+    assert api("GET", "/account/counters/hot/settings", key=key).body["shards"] == 1
     assert api(change[0], change[1].replace("hot", "cold"), key=key).status == 200
 
 
@@ -246,20 +249,23 @@ def test_a_write_of_a_large_item_costs_its_write_units(proxy) -> None:
     assert refused.value.response["Error"]["Code"] == THROTTLE
 
 
-def test_a_sharded_counter_throttled_past_its_retries_doubles_its_shards_and_counts_exactly(
-    proxy, clock, monkeypatch
+@pytest.mark.parametrize("start", [1, 2])
+def test_a_counter_throttled_past_its_retries_doubles_its_shards_and_counts_exactly(
+    proxy, clock, monkeypatch, start
 ) -> None:
     from tally import shards
 
     api = Api()
     made = api("POST", "/admin/workspaces", key="local-admin-token", body={"workspace": "acme"})
     key = made.body["api_key"]
-    body = {"shards": 2}
-    assert api("PUT", "/account/counters/hot/settings", key=key, body=body).status == 200
+    if start > 1:
+        body = {"shards": start}
+        assert api("PUT", "/account/counters/hot/settings", key=key, body=body).status == 200
     assert api("POST", "/account/counters/hot/1", key=key).status == 200
     clock.at += 60
     items = [
-        ("CountersTable", json.dumps(counter.key("acme", "hot", i), sort_keys=True)) for i in (0, 1)
+        ("CountersTable", json.dumps(counter.key("acme", "hot", i), sort_keys=True))
+        for i in range(start)
     ]
     assert proxy.buckets.take(dict.fromkeys(items, 5))  # both items' second used up
     run = shards.run
@@ -274,10 +280,40 @@ def test_a_sharded_counter_throttled_past_its_retries_doubles_its_shards_and_cou
 
     assert throttled.status == 503  # that change was not made
     settings = api("GET", "/account/counters/hot/settings", key=key).body
-    assert settings["shards"] == 4  # but the counter now spreads over four items
+    assert settings["shards"] == 2 * start  # but the counter now spreads over twice the items
     clock.at += 60
-    assert proxy.buckets.take(dict.fromkeys(items, 5))  # shards 0 and 1 used up: 2, 3 take changes
+    assert proxy.buckets.take(
+        dict.fromkeys(items, 5)
+    )  # the old shards used up: the new take changes
     answers = [api("POST", "/account/counters/hot/1", key=key).status for _ in range(20)]
     assert set(answers) == {200, 503}  # each change meets one shard, picked by its operation id
     assert api("GET", "/v2/acme/hot", key=key).body["data"]["value"] == 1 + answers.count(200)
-    assert api("GET", "/account/counters/hot/settings", key=key).body["shards"] == 4  # once a 10 s
+    assert (
+        api("GET", "/account/counters/hot/settings", key=key).body["shards"] == 2 * start
+    )  # once a 10 s
+
+
+@pytest.mark.parametrize("grow, runs", [("on", 1), ("off", 0)])
+def test_shards_grow_off_keeps_a_throttled_counter_at_the_n_its_owner_set(
+    api, workspace, monkeypatch, grow, runs
+) -> None:
+    from tally import shards, warm_cache
+    from tests.conftest import DynamoDBFaults
+
+    _, key = workspace
+    monkeypatch.setenv("TALLY_SHARDS_GROW", grow)
+    warm_cache.reset_all()  # the configuration is read once per container
+    tried, run = [], shards.run
+    monkeypatch.setattr(shards, "run", lambda *a: tried.append(a[-1]) or run(*a))
+    faults = DynamoDBFaults(
+        monkeypatch,
+        lambda op: (
+            "refuse:ProvisionedThroughputExceededException:400" if op == "UpdateItem" else None
+        ),
+    )
+
+    assert api("POST", "/account/counters/hot/1", key=key).status == 503
+    faults.stop()
+
+    assert [type(op).__name__ for op in tried] == ["Grow"] * runs
+    assert api("GET", "/account/counters/hot/settings", key=key).body["shards"] == 1

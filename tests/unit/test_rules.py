@@ -130,3 +130,13 @@ def test_a_function_missing_a_table_name_says_which_at_once():
     del env["COUNTERS_TABLE"], env["IDEMPOTENCY_TABLE"]
     with pytest.raises(RuntimeError, match="COUNTERS_TABLE, IDEMPOTENCY_TABLE not set"):
         Settings.from_env(env)
+
+
+def test_shards_grow_is_on_off_or_refused():
+    from tally.config import TABLES, Settings
+
+    env = {var: f"{var}-name" for var in TABLES.values()}
+    assert Settings.from_env(env).shards_grow is True
+    assert Settings.from_env({**env, "TALLY_SHARDS_GROW": "off"}).shards_grow is False
+    with pytest.raises(ValueError, match="TALLY_SHARDS_GROW must be on or off"):
+        Settings.from_env({**env, "TALLY_SHARDS_GROW": "no"})
