@@ -41,8 +41,8 @@ from tally.telemetry import count, logger
 from tally.warm_cache import once
 
 MAX_ATTEMPTS = 3
-# A read that must not fail lightly (what a change that was made answers): sent again for a few
-# rounds of MAX_ATTEMPTS, while the first round took less than this (a round of read timeouts
+# A call that must not fail lightly (the read that answers a change that was made): sent again
+# for up to 4 rounds of MAX_ATTEMPTS, none begun 3 s after the first (a round of read timeouts
 # takes 6 s, and a function has 10).
 PATIENT_ROUNDS, PATIENT_SECONDS = 4, 3.0
 T = TypeVar("T")
@@ -188,7 +188,9 @@ def transient(err: Exception) -> bool:
     an answer lost, never sent; not a 4xx that names the request (a condition, a bad request)."""
     if isinstance(err, ClientError):
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error_code(err) in REFUSED or status >= 500
+        # (a transaction resent with its token while the first send is still being applied)
+        busy = error_code(err) == "TransactionInProgressException"
+        return error_code(err) in REFUSED or busy or status >= 500
     return isinstance(err, (BotoCoreError, Unavailable))
 
 

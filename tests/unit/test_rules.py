@@ -140,3 +140,34 @@ def test_shards_grow_is_on_off_or_refused():
     assert Settings.from_env({**env, "TALLY_SHARDS_GROW": "off"}).shards_grow is False
     with pytest.raises(ValueError, match="TALLY_SHARDS_GROW must be on or off"):
         Settings.from_env({**env, "TALLY_SHARDS_GROW": "no"})
+
+
+@pytest.mark.parametrize(
+    "code, status, again",
+    [
+        ("ProvisionedThroughputExceededException", 400, True),
+        ("TransactionConflictException", 400, True),
+        ("TransactionInProgressException", 400, True),
+        ("InternalServerError", 500, True),
+        ("ConditionalCheckFailedException", 400, False),
+        ("TransactionCanceledException", 400, False),
+        ("ValidationException", 400, False),
+    ],
+)
+def test_a_call_is_sent_again_patiently_only_when_it_may_succeed(monkeypatch, code, status, again):
+    from botocore.exceptions import ClientError
+
+    from tally import aws
+
+    monkeypatch.setattr(aws.time, "sleep", lambda _s: None)
+    calls = []
+
+    def failing():
+        calls.append(1)
+        raise ClientError(
+            {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "X"
+        )
+
+    with pytest.raises(ClientError):
+        aws.patiently(failing)
+    assert len(calls) == (aws.PATIENT_ROUNDS if again else 1)
