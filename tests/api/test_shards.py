@@ -432,7 +432,7 @@ def test_with_20_percent_of_dynamodb_calls_failing_a_sharded_counter_counts_exac
 
     DynamoDBFaults(monkeypatch, decide)
     rng, expected, statuses = random.Random(5), 0, []
-    for step in range(200):
+    for step in range(120):
         pick, n = rng.random(), rng.randint(-5, 9) or 1
         failing[0] = True
         if pick < 0.04:
@@ -451,7 +451,7 @@ def test_with_20_percent_of_dynamodb_calls_failing_a_sharded_counter_counts_exac
         assert answer.status in (200, 409, 503), (step, answer.body)
         assert _stored_value(ddb, "c") == expected, (step, answer.status, answer.body)
 
-    assert len(injected) > 100 and statuses.count(200) > 90 and 503 in statuses
+    assert len(injected) > 60 and statuses.count(200) > 50 and 503 in statuses
 
 
 def test_a_change_made_whose_sum_cannot_be_read_says_so_and_a_keyed_retry_never_repeats_it(
