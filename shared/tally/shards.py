@@ -250,12 +250,18 @@ def after(
     try:
         return aws.patiently(lambda: total(client, workspace, name, shards, given))
     except (ClientError, BotoCoreError, Unavailable) as err:
-        logger.warning(
-            "a change was applied and its counter could not be read: answered AppliedUnread",
-            extra={"workspace": workspace, "counter": name, "error": repr(err)},
-        )
-        count("AppliedUnread")
-        raise AppliedUnread() from err
+        raise _reported(AppliedUnread(), workspace, name, err) from err
+
+
+def _reported(answer: OutcomeUnknown, workspace: str, name: str, err: Exception) -> Exception:
+    """A change's final 503 (it must not be sent again): logged and counted under its name."""
+    what = type(answer).__name__
+    logger.warning(
+        f"a change that may have been applied is answered {what}",
+        extra={"workspace": workspace, "counter": name, "error": repr(err)},
+    )
+    count(what)
+    return answer
 
 
 def checked(
@@ -627,12 +633,7 @@ def _write_plan(
     except (ClientError, BotoCoreError) as err:
         if not (operation.answered and aws.transient(err)):
             raise
-        logger.warning(
-            "a global operation's write failed and may have been applied: answered OutcomeUnknown",
-            extra={"workspace": workspace, "counter": name, "error": repr(err)},
-        )
-        count("OutcomeUnknown")
-        raise OutcomeUnknown() from err
+        raise _reported(OutcomeUnknown(), workspace, name, err) from err
 
 
 def _let_go(
