@@ -54,11 +54,23 @@ browser:
 	    echo "make: chromium is missing: browser tests need 'apt-get install chromium' (or TALLY_CHROMIUM=/path)"; \
 	  fi; }
 
-# Every tier on moto, then the api and e2e tiers again on DynamoDB Local. Where it cannot run
+# Every tier on moto and, side by side with it, the api and e2e tiers on DynamoDB Local: each
+# pass spends most of its time waiting (on streams, schedules, servers), not on a core, so the two
+# together take little longer than the longer one. The moto pass prints as it runs; the DynamoDB
+# Local pass writes to $(LOCAL_LOG), printed when both are done. Where DynamoDB Local cannot run
 # (no Java 17, no npm) one line says so and moto alone runs, except in CI, where that fails.
+LOCAL_LOG := .dynamodb-local/pytest.log
 test: lint browser dynamodb-local dashboard
 	@if why=$$($(BIN)/python -m tally_local.dynamodb_local); then \
-	  $(BIN)/pytest && $(BIN)/pytest --dynamodb dynamodb-local tests/api tests/e2e; \
+	  echo "make: the DynamoDB Local pass runs beside this one (into $(LOCAL_LOG)); it follows"; \
+	  $(BIN)/pytest -p no:cacheprovider --dynamodb dynamodb-local tests/api tests/e2e \
+	    > $(LOCAL_LOG) 2>&1 & local=$$!; \
+	  $(BIN)/pytest; moto=$$?; \
+	  wait $$local; dynamodb_local=$$?; \
+	  echo; echo "make: the DynamoDB Local pass (pytest --dynamodb dynamodb-local tests/api tests/e2e):"; \
+	  cat $(LOCAL_LOG); \
+	  echo "make: moto pass exit $$moto, DynamoDB Local pass exit $$dynamodb_local"; \
+	  test $$moto = 0 && test $$dynamodb_local = 0; \
 	elif [ "$$CI" = true ]; then \
 	  echo "make: DynamoDB Local is required in CI: $$why" >&2; exit 1; \
 	else \

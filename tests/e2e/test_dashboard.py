@@ -8,6 +8,7 @@ Each page is kept as a screenshot at desktop width and at 375 px in tests/e2e/ar
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -77,14 +78,21 @@ class Visit:
 
     def shoot(self, name: str) -> None:
         """The page at desktop width and at 375 px, where nothing may overflow the screen."""
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        self._keep(f"{name}.png")
         self.page.set_viewport_size(PHONE)
         self.page.wait_for_timeout(150)  # charts follow their box's width
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}-375.png"), full_page=True)
+        self._keep(f"{name}-375.png")
         width = self.page.evaluate("document.scrollingElement.scrollWidth")
         self.page.set_viewport_size(DESKTOP)
         assert width <= PHONE["width"], f"{name} is {width} px wide at 375 px"
+
+    def _keep(self, file: str) -> None:
+        """The page's screenshot into ARTIFACTS, whole: `make test`'s two passes run at once and
+        shoot the same pages, so each file is replaced in one step, never seen half written."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        part = ARTIFACTS / f".{file}.{os.getpid()}"
+        part.write_bytes(self.page.screenshot(full_page=True))
+        part.replace(ARTIFACTS / file)
 
     def close(self) -> None:
         self.context.close()
