@@ -160,7 +160,8 @@ def serve(args: argparse.Namespace) -> int:
         + (f"  schedules: {scheduler.describe()}\n" if scheduler.plan else "")
         + (f"  streams: {streams.describe()}\n" if streams.pollers else "")
         + (f"  event bus: {bus.endpoint} (one 'event' line per event)\n" if bus.rules else "")
-        + f"  docs: {url}/docs\n"
+        + f"  dashboard: {url}/dashboard\n"
+        + f"  docs: {url}/docs (Swagger UI), {url}/openapi.json\n"
         + f"  ready in {time.perf_counter() - started:.2f}s",
         file=sys.stderr,
         flush=True,

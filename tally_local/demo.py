@@ -10,7 +10,10 @@ DEMO_KEY = "tly_demo_local-development-key-not-a-secret"  # admin scope
 DEMO_READ_KEY = "tly_demoread_local-read-key-not-a-secret"  # events/revoke_api_key.json revokes it
 # Two webhooks to a port nothing listens on (the discard port), for events/ to name: the first
 # for list_webhook_deliveries.json, the second for delete_webhook.json to delete.
-DEMO_WEBHOOKS = ("wh_00000000000000000001", "wh_00000000000000000002")
+DEMO_WEBHOOKS = {
+    "wh_00000000000000000001": "demo: a receiver that is not there (its deliveries fail)",
+    "wh_00000000000000000002": "demo: for `tally invoke DeleteWebhookFunction` to delete",
+}
 
 
 def seed_demo(client: Any) -> bool:
@@ -28,12 +31,12 @@ def seed_demo(client: Any) -> bool:
     )
     counters.change(DEMO_WORKSPACE, "visits", +1, client=client)  # what the sample events read
     counter_settings.put(DEMO_WORKSPACE, "visits", {"visibility": "public"}, client=client)
-    for webhook_id in DEMO_WEBHOOKS:
+    for webhook_id, description in DEMO_WEBHOOKS.items():
         webhooks.create(
             DEMO_WORKSPACE,
             "http://127.0.0.1:9/demo",
             ["tally.counter.bound_reached"],
-            "demo: a receiver that is not there",
+            description,
             client=client,
             webhook_id=webhook_id,
         )

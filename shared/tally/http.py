@@ -141,7 +141,17 @@ class Request:
         try:
             data = json.loads(self.body)
         except ValueError as err:
-            raise BadRequest("the body is not valid JSON", fields={"body": "invalid JSON"}) from err
+            # Where it broke (the json module's own words, no byte of the body), so a body copied
+            # with a comment or a trailing comma in it is found at once.
+            where = (
+                f": {err.msg} at line {err.lineno}, column {err.colno} (JSON has no comments "
+                "and no trailing commas)"
+                if isinstance(err, json.JSONDecodeError)
+                else ""
+            )
+            raise BadRequest(
+                f"the body is not valid JSON{where}", fields={"body": "invalid JSON"}
+            ) from err
         if not isinstance(data, dict):
             raise BadRequest("the body must be a JSON object", fields={"body": "not an object"})
         bad = _lone_surrogate(data)

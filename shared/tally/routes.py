@@ -63,4 +63,15 @@ def no_route(method: str, path: str) -> Exception:
         return MethodNotAllowed(
             f"{method} is not allowed on {path}: use {' or '.join(allowed)}", allow=allowed
         )
+    # API Gateway routes a path as sent: `/v2/ws/name/` is not `/v2/ws/name`, though some
+    # documents (and web frameworks) write or accept the slash. Say so rather than a bare 404.
+    bare = path.rstrip("/")
+    if (
+        bare != path
+        and bare
+        and any(m == method and pattern.fullmatch(bare) for m, pattern in _COMPILED)
+    ):
+        return NotFound(
+            f"no route for {method} {path}: send it without the trailing slash, {method} {bare}"
+        )
     return NotFound(f"no route for {method} {path}")

@@ -42,6 +42,40 @@ def test_up_down_set_reset_answer_the_new_value(api, workspace):
     assert (reset["value"], reset["up_count"], reset["down_count"]) == (0, 1, 2)
 
 
+@pytest.mark.parametrize(
+    ("route", "does"), [("up", "adds 1"), ("down", "subtracts 1"), ("reset", "sets 0")]
+)
+@pytest.mark.parametrize("value", ["5", "", "-3"])
+def test_a_value_sent_to_up_down_or_reset_is_refused_naming_set_and_changes_nothing(
+    api, workspace, route, does, value
+):
+    _, key = workspace
+    api("GET", "/v2/acme/c/set?value=41", key=key)
+
+    refused = api("GET", f"/v2/acme/c/{route}?value={value}", key=key)
+
+    assert refused.status == 400
+    assert refused.body["code"] == "400"
+    assert refused.body["message"] == (
+        f"{route} {does} and takes no value: to set the counter to N, send "
+        "/v2/acme/c/set?value=N (with a write key)"
+    )
+    assert refused.body["fields"] == {"value": f"not taken by {route}"}
+    data = api("GET", "/v2/acme/c", key=key).body["data"]
+    assert (data["value"], data["up_count"], data["down_count"]) == (41, 0, 0)
+    # Other query parameters (a page's cache-buster) still change nothing in what up does.
+    assert api("GET", f"/v2/acme/c/{route}?_=1732440000", key=key).status == 200
+
+
+def test_a_value_sent_to_an_anonymous_up_of_a_public_counter_is_refused_too(api, workspace):
+    _, key = workspace
+    api("PUT", "/account/counters/open/settings", key=key, body={"visibility": "public"})
+    assert api("GET", "/v2/acme/open/up").body["data"]["value"] == 1
+
+    assert api("GET", "/v2/acme/open/up?value=100").status == 400
+    assert api("GET", "/v2/acme/open").body["data"]["value"] == 1
+
+
 def test_read_after_change_is_never_stale(api, workspace):
     _, key = workspace
     for expected in range(1, 21):

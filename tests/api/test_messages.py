@@ -120,6 +120,51 @@ def test_a_method_a_path_does_not_take_names_the_ones_it_does(api, workspace):
     assert answer.body["message"] == "POST is not allowed on /v2/acme/c/up: use GET"
 
 
+@pytest.mark.parametrize(
+    ("method", "sent", "bare"),
+    [
+        ("GET", "/v2/acme/c/", "/v2/acme/c"),  # CounterAPI's own document writes this one
+        ("GET", "/v2/acme/c/up/", "/v2/acme/c/up"),
+        ("GET", "/v2/acme/c/stats//", "/v2/acme/c/stats"),
+        ("POST", "/account/counters/c/5/", "/account/counters/c/5"),
+        ("GET", "/account/counters/", "/account/counters"),
+    ],
+)
+def test_a_trailing_slash_is_told_to_send_the_path_without_it(api, workspace, method, sent, bare):
+    _, key = workspace
+
+    answer = api(method, sent, key=key)
+
+    assert answer.status == 404
+    message = answer.body["message"] if sent.startswith("/v2/") else answer.body["error"]["message"]
+    assert message == (
+        f"no route for {method} {sent}: send it without the trailing slash, {method} {bare}"
+    )
+    assert api("GET", "/v2/acme/c", key=key).status == 404  # nothing was counted
+
+
+@pytest.mark.parametrize("sent", ["/v2/acme/c/nope/", "/v2/", "/"])
+def test_a_trailing_slash_on_a_path_that_is_no_route_either_gets_the_plain_404(api, sent):
+    answer = api("GET", sent)
+
+    assert answer.status == 404
+    assert "trailing slash" not in str(answer.body)
+
+
+def test_a_body_that_is_not_json_says_where_it_breaks(api, workspace):
+    _, key = workspace
+    copied = '{\n  "amount": 2500, // cents\n  "description": "API calls",\n}'
+
+    answer = api("POST", "/account/invoice-items", key=key, body=copied)
+
+    assert answer.status == 400
+    assert answer.body["error"]["message"] == (
+        "the body is not valid JSON: Expecting property name enclosed in double quotes at line 2,"
+        " column 19 (JSON has no comments and no trailing commas)"
+    )
+    assert api("GET", "/account/invoice-items", key=key).body["total"] == 0
+
+
 def test_a_workspace_that_exists_says_to_choose_another_name(api, workspace):
     answer = api("POST", "/admin/workspaces", key=ADMIN_TOKEN, body={"workspace": "acme"})
 
