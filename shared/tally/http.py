@@ -178,7 +178,12 @@ class Request:
 
         def canonical(found: re.Match[str]) -> str:
             value = self.path_params.get(found.group(1), "")
-            return str(int(value)) if _NUMBER.fullmatch(value) else value
+            if not _NUMBER.fullmatch(value):
+                return value
+            # The number as int() would write it, but by hand: int() refuses a string of over
+            # 4,300 digits (Python's guard against quadratic parsing), and any caller may send one.
+            digits = value.lstrip("+-").lstrip("0") or "0"
+            return f"-{digits}" if value.startswith("-") and digits != "0" else digits
 
         return re.sub(r"\{(\w+)\}", canonical, template)
 

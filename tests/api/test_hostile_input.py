@@ -285,6 +285,55 @@ def test_hostile_requests_write_no_large_log_line(api, workspace, log_lines):
     assert max(map(len, lines)) < 4096
 
 
+# Python's int() refuses a string of over 4,300 digits (ValueError): a path parameter or a query
+# value of 5,000 digits (a number to the eye) must be a 4xx wherever tally reads numbers.
+HUGE_NUMBERS = {"5000 digits": "1" * 5000, "-0 x 5000": "-" + "0" * 5000}
+QUERY = ("value", "limit", "cursor", "from", "to", "tz", "group_by", "label", "color")
+
+
+def _with_one_huge_parameter() -> list:
+    cases = []
+    for route in TEMPLATE.routes():
+        if route.path == "$default":
+            continue
+        for param in re.findall(r"\{(\w+)\}", route.path):
+            for label, huge in HUGE_NUMBERS.items():
+                path = re.sub(
+                    r"\{(\w+)\}",
+                    lambda m, p=param, h=huge: (
+                        h if m.group(1) == p else _SAMPLE.get(m.group(1), "x")
+                    ),
+                    route.path,
+                )
+                cases.append(
+                    pytest.param(
+                        route.method, path, id=f"{route.method} {route.path} {param} {label}"
+                    )
+                )
+        if route.method == "GET":
+            method, path = _concrete(route)
+            query = "&".join(f"{name}={'9' * 5000}" for name in QUERY)
+            cases.append(pytest.param(method, f"{path}?{query}", id=f"GET {route.path} query"))
+    return cases
+
+
+@pytest.mark.parametrize("method, path", _with_one_huge_parameter())
+def test_a_number_of_5000_digits_anywhere_is_a_4xx_in_dialect_never_a_500(
+    api, workspace, method, path
+):
+    _, key = workspace
+    api("GET", "/v2/acme/c/set?value=7", key=key)
+
+    answer = _call(
+        api, method, path, auth=f"Bearer {key}", body=INVOICE if method != "GET" else None
+    )
+
+    assert answer.status < 500, answer.body
+    if answer.status >= 400:  # (a route that takes none of those query parameters answers)
+        _fields(path, answer)
+    assert _value(api, key) == 7
+
+
 # ------------------------------------------------------------------ 2. records of proven callers
 
 OPERATOR_CALLS = [

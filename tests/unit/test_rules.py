@@ -171,3 +171,18 @@ def test_a_call_is_sent_again_patiently_only_when_it_may_succeed(monkeypatch, co
     with pytest.raises(ClientError):
         aws.patiently(failing)
     assert len(calls) == (aws.PATIENT_ROUNDS if again else 1)
+
+
+@pytest.mark.parametrize(
+    ("spelt", "number"),
+    [
+        ("-0", "0"),
+        ("-000", "0"),
+        ("+0", "0"),
+        ("-" + "0" * 5000 + "12", "-12"),
+        ("9" * 5000, "9" * 5000),
+    ],
+)
+def test_a_number_past_what_int_parses_is_still_one_rate_limit_path(spelt, number):
+    # int() refuses over 4,300 digits; the rate limiter must not, whatever a caller sends.
+    assert _add(spelt).limit_path() == f"/account/counters/c/{number}"
