@@ -180,6 +180,16 @@ def test_a_workspace_has_at_most_ten_webhooks(api, workspace):
         "https://[::ffff:127.0.0.1]/",
         "https://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
         "https://[2002:a00:1::]/",  # 6to4 of 10.0.0.1
+        "https://[::7f00:1]/",  # IPv4-compatible 127.0.0.1
+        "https://[::a9fe:a9fe]/",  # IPv4-compatible 169.254.169.254
+        "https://[::ffff:0:7f00:1]/",  # IPv4-translated 127.0.0.1
+        "https://[64:ff9b:1::a9fe:a9fe]/",  # local-use NAT64
+        "https://224.0.0.1/",  # multicast, which Python deems global
+        "https://239.255.255.250/",
+        "https://[ff02::1]/",
+        "https://[ff0e::1]/",  # global-scope multicast
+        "https://240.0.0.1/",  # reserved
+        "https://255.255.255.255/",
         "https://0x7f000001/",  # 127.0.0.1 spelt in hex
         "https://2130706433/",  # and as one number
         "https://0.0.0.0/",
