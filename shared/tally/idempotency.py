@@ -104,17 +104,21 @@ def _machinery() -> tuple[Any, Any]:
 
     class WithoutSecrets(BaseIdempotencySerializer):
         """The stored answer never holds a secret (an API key's, a webhook's): a replay of a
-        creating call answers the same id with "api_key" (or "secret") null."""
+        creating call answers the same id with "api_key" (or "secret") null.
+
+        It is stored as one JSON text: Powertools writes the dict it is given with sorted keys,
+        and a replay must answer the very body the first answer had, its fields in their order."""
 
         def to_dict(self, data: Any) -> dict:
             body = data.get("body")
             if isinstance(body, dict):
                 hidden = {name: None for name in ("api_key", "secret") if name in body}
                 data = {**data, "body": {**body, **hidden}} if hidden else data
-            return data
+            return {"answer": json.dumps(data, separators=(",", ":"))}
 
         def from_dict(self, data: dict) -> Any:
-            return data
+            # (a record stored before answers were kept as text is the answer itself)
+            return json.loads(data["answer"]) if "answer" in data else data
 
     store = DynamoDBPersistenceLayer(
         table_name=settings().idempotency_table, boto3_client=aws.dynamodb()
