@@ -26,7 +26,8 @@ Which buckets a request takes from (`admit`, README: Rate limits):
     and, before a path this container has not taken from within a window, one token from the
     key's bucket of new paths (SPREAD x the quota per window): varying the path cannot multiply
     a key's allowance without limit, and a busy path costs at most one write a request;
-  - anyone else (no key, or one that is not valid): one bucket per address and workspace (an
+  - anyone else (no key, one that is not valid, or a key of another workspace than the path's):
+    one bucket per address and workspace (an
     existing one; every other path shares one bucket per address). At most one write per
     request, refused or not, however the path varies.
 """
@@ -283,7 +284,11 @@ def admit(
     the decision on its own path. `workspace` is the one the path names (or the key's), `home`
     the key's own: a key naming a workspace that does not exist keeps its own workspace's limit."""
     policy = policy_for(workspace, client=client)  # None: no such workspace
-    if key_id is None:
+    # A key of another workspace has no right here beyond anyone's (a public counter): it is
+    # limited as anyone is, by address. Else each key its workspace mints (600 a minute) would
+    # bring a bucket of this workspace's quota of its own.
+    foreign = policy is not None and home is not None and workspace != home
+    if key_id is None or foreign:
         bucket = f"ip:{address}#{workspace if policy else '*'}"
         return take(bucket, (policy or DEFAULT).anonymous, client=client)
     policy = policy or policy_for(home, client=client) or DEFAULT

@@ -170,6 +170,28 @@ def test_each_path_and_each_caller_has_its_own_bucket(api, workspace, demo, time
     assert api("GET", "/v2/acme/a/up", key=demo).status == 200  # another caller
 
 
+def test_keys_of_another_workspace_share_their_address_bucket_and_minting_more_gains_nothing(
+    api, workspace, time_
+):
+    _, key = workspace
+    _limit(api, "acme", 3)
+    api("PUT", "/account/counters/open/settings", key=key, body={"visibility": "public"})
+    beta = api("POST", "/admin/workspaces", key=ADMIN_TOKEN, body={"workspace": "beta"})
+    minted = [
+        api("POST", "/account/api-keys", key=beta.body["api_key"], body={"scopes": ["write"]})
+        for _ in range(5)
+    ]
+    foreign = [beta.body["api_key"]] + [m.body["api_key"] for m in minted]
+
+    ups = [api("GET", "/v2/acme/open/up", key=k).status for k in foreign for _ in range(2)]
+
+    assert ups.count(200) == 3 and ups.count(429) == 9  # acme's quota, not 6 x 3
+    assert api("GET", "/v2/acme/open/up").status == 429  # the address's bucket: one for all
+    assert api("GET", "/v2/acme/open", key=key).body["data"]["value"] == 3
+    assert api("GET", "/v2/acme/open/up", key=key).status == 200  # acme's own key: its own
+    assert api("GET", "/v2/beta/c/up", key=foreign[1]).status == 200  # at home: its own
+
+
 def test_a_limited_caller_recovers_as_the_bucket_refills(api, workspace, time_):
     _, key = workspace
     _limit(api, "acme", 2, window=10)
