@@ -8,6 +8,7 @@ header. The server serves each connection on a thread it keeps for the next one.
 
 from __future__ import annotations
 
+import email.errors
 import logging
 import queue
 import threading
@@ -23,7 +24,10 @@ class BoundedHandler(WSGIRequestHandler):
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False
-        if getattr(self.headers, "defects", None):  # a header line it could not parse
+        # A header line Python could not parse is dropped from the headers: answered 400, never
+        # served without it. Only those defects: the parser also reports what it thinks of a
+        # multipart body it never read (a browser's FormData), which the function answers.
+        if any(isinstance(d, _HEADER_LINE_DEFECTS) for d in getattr(self.headers, "defects", ())):
             self.send_error(400, "Bad Request: a malformed header line")
             return False
         return True
@@ -42,6 +46,11 @@ class BoundedHandler(WSGIRequestHandler):
 
 
 _WERKZEUG = logging.getLogger("werkzeug")
+_HEADER_LINE_DEFECTS = (
+    email.errors.MissingHeaderBodySeparatorDefect,  # "Authorization : ..." or a bad name
+    email.errors.FirstHeaderLineIsContinuationDefect,
+    email.errors.InvalidHeaderDefect,  # ":value", no name
+)
 
 
 class Workers:

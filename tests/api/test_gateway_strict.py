@@ -4,6 +4,7 @@ encoded paths reach the handlers as API Gateway would send them, never as a 500.
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import time
 from io import StringIO
@@ -445,6 +446,36 @@ def test_a_header_line_python_cannot_parse_is_a_400_not_a_request_without_it(ser
     )
     assert status.startswith(b"HTTP/1.1 400")
     assert server.call("/v2/acme/sentinel", key=acme)[1]["data"]["value"] == 1
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "content_type",
+    ["multipart/form-data; boundary=----x", "multipart/form-data", "multipart/mixed; boundary=b"],
+)
+def test_a_multipart_body_is_answered_by_the_function_in_its_dialect(server, acme, content_type):
+    # A browser's FormData: Python's header parser reports defects of the multipart body it never
+    # read; only a header line it could not parse is the server's own 400.
+    form = b'------x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n5\r\n------x--\r\n'
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request(
+        "POST",
+        "/account/invoice-items",
+        body=form,
+        headers={
+            "Authorization": f"Bearer {acme}",
+            "Content-Type": content_type,
+            "Origin": "https://app.example",
+        },
+    )
+    answer = connection.getresponse()
+    body = json.loads(answer.read())
+    connection.close()
+
+    assert answer.status == 400
+    assert body["error"]["fields"] == {"body": "invalid JSON"}
+    assert answer.getheader("Access-Control-Allow-Origin")  # readable by the page
+    assert server.call("/account/invoice-items", key=acme)[1]["total"] == 0
 
 
 @pytest.mark.e2e
