@@ -63,8 +63,10 @@ LOCAL_LOG := .dynamodb-local/pytest.log
 test: lint browser dynamodb-local dashboard
 	@if why=$$($(BIN)/python -m tally_local.dynamodb_local); then \
 	  echo "make: the DynamoDB Local pass runs beside this one (into $(LOCAL_LOG)); it follows"; \
+	  mkdir -p $(dir $(LOCAL_LOG)); \
 	  $(BIN)/pytest -p no:cacheprovider --dynamodb dynamodb-local tests/api tests/e2e \
 	    > $(LOCAL_LOG) 2>&1 & local=$$!; \
+	  trap 'kill -INT $$local 2>/dev/null; wait $$local; exit 130' INT TERM; \
 	  $(BIN)/pytest; moto=$$?; \
 	  wait $$local; dynamodb_local=$$?; \
 	  echo; echo "make: the DynamoDB Local pass (pytest --dynamodb dynamodb-local tests/api tests/e2e):"; \

@@ -25,9 +25,10 @@ class BoundedHandler(WSGIRequestHandler):
         if not super().parse_request():
             return False
         # A header line Python could not parse is dropped from the headers: answered 400, never
-        # served without it. Only those defects: the parser also reports what it thinks of a
-        # multipart body it never read (a browser's FormData), which the function answers.
-        if any(isinstance(d, _HEADER_LINE_DEFECTS) for d in getattr(self.headers, "defects", ())):
+        # served without it. Every defect but those the parser reports of a multipart body it
+        # never read (a browser's FormData), which the function answers.
+        defects = getattr(self.headers, "defects", ())
+        if any(not isinstance(d, _MULTIPART_BODY_DEFECTS) for d in defects):
             self.send_error(400, "Bad Request: a malformed header line")
             return False
         return True
@@ -46,10 +47,11 @@ class BoundedHandler(WSGIRequestHandler):
 
 
 _WERKZEUG = logging.getLogger("werkzeug")
-_HEADER_LINE_DEFECTS = (
-    email.errors.MissingHeaderBodySeparatorDefect,  # "Authorization : ..." or a bad name
-    email.errors.FirstHeaderLineIsContinuationDefect,
-    email.errors.InvalidHeaderDefect,  # ":value", no name
+_MULTIPART_BODY_DEFECTS = (
+    email.errors.StartBoundaryNotFoundDefect,
+    email.errors.CloseBoundaryNotFoundDefect,
+    email.errors.MultipartInvariantViolationDefect,
+    email.errors.NoBoundaryInMultipartDefect,
 )
 
 

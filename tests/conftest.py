@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +73,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # `make test` runs the DynamoDB Local pass in the background, which sh starts with SIGINT
+    # ignored: Ctrl-C (and a TERM) must stop it as it stops the other pass, through pytest's own
+    # KeyboardInterrupt, so that the fixtures stop the tally serves they started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if config.getoption("--dynamodb") == "dynamodb-local":
         reason = dynamodb_local.unavailable_reason()
         if reason:

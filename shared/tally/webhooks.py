@@ -201,43 +201,49 @@ def target(url: str) -> tuple[str, str, int, str]:
     except (OSError, UnicodeError) as err:
         raise refuse(f"has a host that does not resolve ({host})") from err
     addresses = [ipaddress.ip_address(a.split("%")[0]) for a in sorted(found)]
-    for address in addresses + [a for a in map(_embedded_ipv4, addresses) if a]:
+    for address in addresses:
         local = address.is_loopback and loopback_ok
-        if not (_public(address) or local) or (parts.scheme == "http" and not local):
+        if not (_callable(address) or local) or (parts.scheme == "http" and not local):
+            carried = _embedded_ipv4(address)
             raise refuse(
-                "resolves to an address tally does not call (private, loopback, link-local or "
-                f"reserved: {address})"
+                "resolves to an address tally does not call (private, loopback, link-local, "
+                f"multicast or reserved: {address}"
+                + (f", which carries {carried})" if carried else ")")
                 if not local
                 else "must be https"
             )
     return parts.scheme, host, port, str(addresses[0])
 
 
-# IPv6 prefixes whose last 32 bits are an IPv4 address a gateway or stack may reach: NAT64
-# (64:ff9b::a00:1 is 10.0.0.1), IPv4-translated (::ffff:0:a00:1) and the deprecated
-# IPv4-compatible form (::a00:1, ::7f00:1 is 127.0.0.1). Python deems some of them global.
-_CARRY_IPV4 = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::ffff:0:0/96", "::/96")]
+# IPv6 prefixes that only carry an IPv4 address in their last 32 bits, for a gateway or stack to
+# reach it: NAT64 (64:ff9b::a00:1 is 10.0.0.1) and IPv4-translated (::ffff:0:a00:1, RFC 2765).
+# Such an address is judged by the IPv4 it carries, as a public one is a receiver's too.
+_TRANSLATED = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96")]
 # Never an address of a public receiver, though Python's is_global says yes to some: RFC 8215's
-# local-use NAT64 prefix (on Python 3.11).
-_NEVER = [ipaddress.ip_network("64:ff9b:1::/48")]
+# local-use NAT64 prefix (on Python 3.11), and the deprecated IPv4-compatible ::a.b.c.d.
+_NEVER = [ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "::/96")]
 
 
-def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Whether an address is one of the public internet's unicast ones: a receiver's. Python's
-    is_global also says yes to multicast (224.0.0.1, ff02::1) and to some reserved ranges."""
+def _callable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether tally calls this address: a public unicast one, judged by the IPv4 it carries
+    where it only carries one. Python's is_global also says yes to multicast (224.0.0.1,
+    ff02::1) and to some reserved ranges."""
+    carried = _embedded_ipv4(address)
+    if address.version == 6 and any(address in net for net in _TRANSLATED):
+        return _callable(carried)
     return (
         address.is_global
         and not (address.is_multicast or address.is_reserved or address.is_unspecified)
-        and not any(address in network for network in _NEVER if network.version == address.version)
+        and not any(address in net for net in _NEVER if net.version == address.version)
+        and (carried is None or _callable(carried))
     )
 
 
 def _embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Any:
-    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64, translated, compatible),
-    checked as well."""
-    if address.version == 4 or address.is_loopback or address.is_unspecified:  # ::1, ::
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64, translated), or None."""
+    if address.version == 4:
         return None
-    if any(address in network for network in _CARRY_IPV4):
+    if any(address in network for network in _TRANSLATED):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address.ipv4_mapped or address.sixtofour
 

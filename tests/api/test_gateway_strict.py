@@ -437,11 +437,16 @@ def test_a_request_line_of_60_kb_makes_a_short_log_line_and_status_line(server):
 
 
 @pytest.mark.e2e
-def test_a_header_line_python_cannot_parse_is_a_400_not_a_request_without_it(server, acme):
+@pytest.mark.parametrize(
+    "line",
+    [b"Authorization : Bearer {key}", b"From evil", b":no-name", b"X-\x01: y"],
+    ids=["space before colon", "envelope line", "no name", "control in name"],
+)
+def test_a_header_line_python_cannot_parse_is_a_400_not_a_request_without_it(server, acme, line):
     status, _ = _exchange(
         server,
-        b"GET /v2/acme/sentinel/up HTTP/1.1\r\nHost: x\r\nAuthorization : Bearer "
-        + acme.encode()
+        b"GET /v2/acme/sentinel/up HTTP/1.1\r\nHost: x\r\n"
+        + line.replace(b"{key}", acme.encode())
         + b"\r\nConnection: close\r\n\r\n",
     )
     assert status.startswith(b"HTTP/1.1 400")

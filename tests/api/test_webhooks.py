@@ -183,6 +183,7 @@ def test_a_workspace_has_at_most_ten_webhooks(api, workspace):
         "https://[::7f00:1]/",  # IPv4-compatible 127.0.0.1
         "https://[::a9fe:a9fe]/",  # IPv4-compatible 169.254.169.254
         "https://[::ffff:0:7f00:1]/",  # IPv4-translated 127.0.0.1
+        "https://[::ffff:0:a00:1]/",  # IPv4-translated 10.0.0.1
         "https://[64:ff9b:1::a9fe:a9fe]/",  # local-use NAT64
         "https://224.0.0.1/",  # multicast, which Python deems global
         "https://239.255.255.250/",
@@ -213,6 +214,42 @@ def test_deployed_a_webhook_url_must_be_https_to_a_public_address(api, workspace
 
     assert answer.status == 400, (url, answer.body)
     assert "url" in json.dumps(answer.body)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://93.184.216.34/",
+        "https://[2606:4700:4700::1111]/",
+        "https://[2001:4860:4860::8888]/",
+        "https://[64:ff9b::808:808]/",  # NAT64 of 8.8.8.8: judged by the IPv4 it carries
+        "https://[::ffff:0:808:808]/",  # IPv4-translated 8.8.8.8
+        "https://[2002:808:808::1]/",  # 6to4 of 8.8.8.8
+    ],
+)
+def test_deployed_a_public_address_is_taken_however_it_is_written(api, workspace, monkeypatch, url):
+    _, key = workspace
+    monkeypatch.setenv("TALLY_WEBHOOK_URLS", "public-https")
+    warm_cache.reset_all()
+
+    answer = api("POST", "/account/webhooks", key=key, body={"url": url, "events": EVENTS})
+
+    assert answer.status == 201, (url, answer.body)
+
+
+def test_a_refused_address_that_carries_an_ipv4_names_it(api, workspace, monkeypatch):
+    _, key = workspace
+    monkeypatch.setenv("TALLY_WEBHOOK_URLS", "public-https")
+    warm_cache.reset_all()
+    url = "https://[64:ff9b::a9fe:a9fe]/"
+
+    answer = api("POST", "/account/webhooks", key=key, body={"url": url, "events": EVENTS})
+
+    assert answer.status == 400
+    assert answer.body["error"]["message"] == (
+        "url resolves to an address tally does not call (private, loopback, link-local, "
+        "multicast or reserved: 64:ff9b::a9fe:a9fe, which carries 169.254.169.254)"
+    )
 
 
 def test_deployed_a_public_https_url_is_taken(api, workspace, monkeypatch):
