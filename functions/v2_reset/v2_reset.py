@@ -8,7 +8,7 @@ from tally.http import api_handler
 @api_handler(auth=access.counter("write", public=False), changes=True)
 def handler(request, grant):
     _, name = v2.target(request)
-    v2.takes_no_value(request, "sets 0")
+    v2.takes_no_value(request, "reset", "sets 0")
     counter = counters.set_value(
         grant.workspace, name, 0, default_visibility=grant.default_visibility
     )

@@ -8,5 +8,5 @@ from tally.http import api_handler
 @api_handler(auth=access.counter("write"), changes=True)
 def handler(request, grant):
     _, name = v2.target(request)
-    v2.takes_no_value(request, "adds 1")
+    v2.takes_no_value(request, "up", "adds 1")
     return v2.counter_answer(v2.change(grant, name, +1))

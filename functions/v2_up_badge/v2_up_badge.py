@@ -10,4 +10,5 @@ from tally.http import api_handler
 def handler(request, grant):
     _, name = v2.target(request)
     v2.badge_look(request, name)  # a bad ?label= or ?color= counts nothing
+    v2.takes_no_value(request, "up/badge.svg", "adds 1")
     return v2.badge_answer(request, v2.change(grant, name, +1))

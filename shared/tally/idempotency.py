@@ -106,18 +106,20 @@ def _machinery() -> tuple[Any, Any]:
         """The stored answer never holds a secret (an API key's, a webhook's): a replay of a
         creating call answers the same id with "api_key" (or "secret") null.
 
-        It is stored as one JSON text: Powertools writes the dict it is given with sorted keys,
-        and a replay must answer the very body the first answer had, its fields in their order."""
+        It is stored as one JSON text beside the answer's own fields: Powertools writes the dict
+        it is given with sorted keys, and a replay must answer the very body the first answer
+        had, its fields in their order; the fields stay, so a version of tally from before the
+        text (a rollback) still replays what this one stored."""
 
         def to_dict(self, data: Any) -> dict:
             body = data.get("body")
             if isinstance(body, dict):
                 hidden = {name: None for name in ("api_key", "secret") if name in body}
                 data = {**data, "body": {**body, **hidden}} if hidden else data
-            return {"answer": json.dumps(data, separators=(",", ":"))}
+            return {**data, "answer": json.dumps(data, separators=(",", ":"))}
 
         def from_dict(self, data: dict) -> Any:
-            # (a record stored before answers were kept as text is the answer itself)
+            # (a record stored before answers were kept as text: its fields, sorted)
             return json.loads(data["answer"]) if "answer" in data else data
 
     store = DynamoDBPersistenceLayer(

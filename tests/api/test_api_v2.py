@@ -67,6 +67,17 @@ def test_a_value_sent_to_up_down_or_reset_is_refused_naming_set_and_changes_noth
     assert api("GET", f"/v2/acme/c/{route}?_=1732440000", key=key).status == 200
 
 
+def test_a_value_sent_to_the_up_badge_is_a_refusal_badge_and_counts_nothing(api, workspace):
+    _, key = workspace
+    api("GET", "/v2/acme/c/set?value=41", key=key)
+
+    refused = api("GET", "/v2/acme/c/up/badge.svg?value=5", key=key)
+
+    assert refused.status == 400
+    assert refused.headers["Content-Type"].startswith("image/svg+xml")
+    assert api("GET", "/v2/acme/c", key=key).body["data"]["value"] == 41
+
+
 def test_a_value_sent_to_an_anonymous_up_of_a_public_counter_is_refused_too(api, workspace):
     _, key = workspace
     api("PUT", "/account/counters/open/settings", key=key, body={"visibility": "public"})

@@ -177,6 +177,18 @@ def test_a_secret_never_reaches_the_idempotency_table(api, ddb, workspace):
     assert made["api_key"] not in stored and created["api_key"] not in stored
 
 
+def test_a_stored_answer_keeps_its_fields_beside_its_text_for_a_rollback(api, ddb, workspace):
+    # A version of tally from before answers were kept as text reads the answer's own fields.
+    _, key = workspace
+    first = _keyed(api, "GET", "/v2/acme/c/up", key, "k1").body
+
+    (item,) = ddb.scan(TableName="IdempotencyTable")["Items"]
+    stored = json.loads(item["data"]["S"])
+
+    assert stored["status"] == 200 and stored["body"] == first
+    assert json.loads(stored["answer"]) == {"status": 200, "body": first}
+
+
 # ------------------------------------------------------------------ answers lost in transit
 
 

@@ -43,14 +43,13 @@ def stats_answer(counter: Counter, now: datetime | None = None) -> tuple[int, di
     return 200, {"code": "200", "data": data}
 
 
-def takes_no_value(request: Any, does: str) -> None:
-    """up, down and reset change a counter by a fixed rule (`does`: "adds 1"...). `value` is
+def takes_no_value(request: Any, route: str, does: str) -> None:
+    """up, down, reset and the up badge change a counter by a fixed rule (`does`: "adds 1"). `value` is
     set's parameter: sent to one of them (reset?value=5, read in CounterAPI's words as "sets a
     counter to a specific value"), it would be ignored and the counter changed otherwise than
     the caller meant. Refused instead, before anything changes, naming the route that sets."""
     if "value" in request.query:
         workspace, name = target(request)
-        route = request.path.rpartition("/")[2]
         raise BadRequest(
             f"{route} {does} and takes no value: to set the counter to N, send "
             f"/v2/{workspace}/{name}/set?value=N (with a write key)",
