@@ -165,6 +165,14 @@ def test_a_workspace_has_at_most_ten_webhooks(api, workspace):
     assert api("POST", "/account/webhooks", key=key, body=body).status == 201
 
 
+def _deployed_webhook(api, workspace, monkeypatch, url: str):
+    """POST a webhook to `url` as a deployed stack takes them (https to public addresses)."""
+    _, key = workspace
+    monkeypatch.setenv("TALLY_WEBHOOK_URLS", "public-https")
+    warm_cache.reset_all()
+    return api("POST", "/account/webhooks", key=key, body={"url": url, "events": EVENTS})
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -206,11 +214,7 @@ def test_a_workspace_has_at_most_ten_webhooks(api, workspace):
     ],
 )
 def test_deployed_a_webhook_url_must_be_https_to_a_public_address(api, workspace, monkeypatch, url):
-    _, key = workspace
-    monkeypatch.setenv("TALLY_WEBHOOK_URLS", "public-https")
-    warm_cache.reset_all()
-
-    answer = api("POST", "/account/webhooks", key=key, body={"url": url, "events": EVENTS})
+    answer = _deployed_webhook(api, workspace, monkeypatch, url)
 
     assert answer.status == 400, (url, answer.body)
     assert "url" in json.dumps(answer.body)
@@ -228,22 +232,13 @@ def test_deployed_a_webhook_url_must_be_https_to_a_public_address(api, workspace
     ],
 )
 def test_deployed_a_public_address_is_taken_however_it_is_written(api, workspace, monkeypatch, url):
-    _, key = workspace
-    monkeypatch.setenv("TALLY_WEBHOOK_URLS", "public-https")
-    warm_cache.reset_all()
-
-    answer = api("POST", "/account/webhooks", key=key, body={"url": url, "events": EVENTS})
+    answer = _deployed_webhook(api, workspace, monkeypatch, url)
 
     assert answer.status == 201, (url, answer.body)
 
 
 def test_a_refused_address_that_carries_an_ipv4_names_it(api, workspace, monkeypatch):
-    _, key = workspace
-    monkeypatch.setenv("TALLY_WEBHOOK_URLS", "public-https")
-    warm_cache.reset_all()
-    url = "https://[64:ff9b::a9fe:a9fe]/"
-
-    answer = api("POST", "/account/webhooks", key=key, body={"url": url, "events": EVENTS})
+    answer = _deployed_webhook(api, workspace, monkeypatch, "https://[64:ff9b::a9fe:a9fe]/")
 
     assert answer.status == 400
     assert answer.body["error"]["message"] == (
