@@ -248,6 +248,18 @@ def _lone_surrogate(value: Any, path: str = "") -> str | None:
     return None
 
 
+# Every answer is read as the type it says: a message that echoes what a caller sent (a 404 naming
+# its path) is never sniffed into a page. An SVG badge opened on its own is a document, in which
+# nothing may run or load: its text is escaped, and this says so to the browser as well.
+_NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+_SAFE = {
+    "image/svg+xml": {
+        **_NOSNIFF,
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    }
+}
+
+
 def respond(
     status: int, body: dict[str, Any] | Document, headers: dict[str, str] | None = None
 ) -> dict:
@@ -260,7 +272,8 @@ def respond(
         content_type, text = "application/json", json.dumps(body, separators=(",", ":"))
     answer = {
         "statusCode": status,
-        "headers": {"Content-Type": content_type, **coded, **(headers or {})},
+        "headers": {"Content-Type": content_type, **_SAFE.get(content_type, _NOSNIFF), **coded}
+        | (headers or {}),
         "body": text,
     }
     if coded:

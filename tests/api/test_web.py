@@ -457,3 +457,20 @@ def test_a_counter_set_up_but_never_changed_was_updated_when_it_was_created(api,
     _public(api, key)
     data = api("GET", "/v2/acme/c").body["data"]
     assert data["updated_at"] == data["created_at"] != "1970-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v2/acme/c", "/v2/acme/c/nope/x", "/account/counters", "/v2/acme/c/badge.svg", "/nowhere"],
+)
+def test_every_answer_says_it_is_what_its_type_says_and_a_badge_runs_nothing(api, workspace, path):
+    _, key = workspace
+    api("GET", "/v2/acme/c/up", key=key)
+
+    answer = api("GET", path, key=key)
+
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    if answer.headers["Content-Type"].startswith("image/svg+xml"):
+        assert answer.headers["Content-Security-Policy"] == (
+            "default-src 'none'; style-src 'unsafe-inline'"
+        )
