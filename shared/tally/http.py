@@ -139,7 +139,13 @@ class Request:
         if self.body is None or not self.body.strip():
             raise BadRequest("a JSON object body is required", fields={"body": "missing"})
         try:
-            data = json.loads(self.body)
+            data = json.loads(self.body, object_pairs_hook=_once_each)
+        except _Twice as twice:
+            name = twice.args[0][:64]
+            raise BadRequest(
+                f"the body names {name!r} twice: send each field once",
+                fields={name: "sent twice"},
+            ) from None
         except ValueError as err:
             # Where it broke (the json module's own words, no byte of the body), so a body copied
             # with a comment or a trailing comma in it is found at once.
@@ -246,6 +252,19 @@ def _lone_surrogate(value: Any, path: str = "") -> str | None:
         if found is not None:
             return found
     return None
+
+
+class _Twice(Exception):
+    """A JSON object naming one field twice (json keeps the last, silently)."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise _Twice(name)
+        found[name] = value
+    return found
 
 
 # Every answer is read as the type it says: a message that echoes what a caller sent (a 404 naming

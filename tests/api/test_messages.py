@@ -177,6 +177,38 @@ def test_a_body_with_a_number_of_5000_digits_says_so(api, workspace):
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "method", "body", "field"),
+    [
+        (
+            "/account/invoice-items",
+            "POST",
+            '{"amount": 5, "description": "x", "amount": 7}',
+            "amount",
+        ),
+        ("/account/counters/c/settings", "PUT", '{"upper": {"value": 1, "value": 9}}', "value"),
+        ("/admin/workspaces", "POST", '{"workspace": "a", "workspace": "b"}', "workspace"),
+    ],
+)
+def test_a_body_naming_a_field_twice_is_refused_naming_it(
+    api, workspace, path, method, body, field
+):
+    _, key = workspace
+    token = ADMIN_TOKEN if path.startswith("/admin") else key
+
+    answer = api(method, path, key=token, body=body)
+
+    assert answer.status == 400
+    assert (
+        answer.body["error"]["message"] == f"the body names '{field}' twice: send each field once"
+    )
+    assert answer.body["error"]["fields"] == {field: "sent twice"}
+    assert api("GET", "/account/invoice-items", key=key).body["total"] == 0
+    if path.startswith("/admin"):  # json's last-wins would have made workspace b
+        made = api("POST", "/admin/workspaces", key=ADMIN_TOKEN, body={"workspace": "b"})
+        assert made.status == 201
+
+
 def test_a_workspace_that_exists_says_to_choose_another_name(api, workspace):
     answer = api("POST", "/admin/workspaces", key=ADMIN_TOKEN, body={"workspace": "acme"})
 
