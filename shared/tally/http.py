@@ -271,11 +271,9 @@ def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 # its path) is never sniffed into a page. An SVG badge opened on its own is a document, in which
 # nothing may run or load: its text is escaped, and this says so to the browser as well.
 _NOSNIFF = {"X-Content-Type-Options": "nosniff"}
-_SAFE = {
-    "image/svg+xml": {
-        **_NOSNIFF,
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-    }
+_SVG_SAFETY = {
+    **_NOSNIFF,
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
 }
 
 
@@ -289,10 +287,10 @@ def respond(
             coded = {"Content-Encoding": body.encoding}
     else:
         content_type, text = "application/json", json.dumps(body, separators=(",", ":"))
+    safety = _SVG_SAFETY if content_type == "image/svg+xml" else _NOSNIFF
     answer = {
         "statusCode": status,
-        "headers": {"Content-Type": content_type, **_SAFE.get(content_type, _NOSNIFF), **coded}
-        | (headers or {}),
+        "headers": {"Content-Type": content_type, **safety, **coded, **(headers or {})},
         "body": text,
     }
     if coded:

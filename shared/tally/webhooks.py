@@ -203,7 +203,7 @@ def target(url: str) -> tuple[str, str, int, str]:
     addresses = [ipaddress.ip_address(a.split("%")[0]) for a in sorted(found)]
     for address in addresses:
         local = address.is_loopback and loopback_ok
-        if not (_callable(address) or local) or (parts.scheme == "http" and not local):
+        if not (_may_call(address) or local) or (parts.scheme == "http" and not local):
             carried = _embedded_ipv4(address)
             raise refuse(
                 "resolves to an address tally does not call (private, loopback, link-local, "
@@ -224,18 +224,18 @@ _TRANSLATED = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/9
 _NEVER = [ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "::/96")]
 
 
-def _callable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def _may_call(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Whether tally calls this address: a public unicast one, judged by the IPv4 it carries
     where it only carries one. Python's is_global also says yes to multicast (224.0.0.1,
     ff02::1) and to some reserved ranges."""
     carried = _embedded_ipv4(address)
     if address.version == 6 and any(address in net for net in _TRANSLATED):
-        return _callable(carried)
+        return _may_call(carried)
     return (
         address.is_global
         and not (address.is_multicast or address.is_reserved or address.is_unspecified)
         and not any(address in net for net in _NEVER if net.version == address.version)
-        and (carried is None or _callable(carried))
+        and (carried is None or _may_call(carried))
     )
 
 

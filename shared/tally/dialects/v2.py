@@ -44,10 +44,10 @@ def stats_answer(counter: Counter, now: datetime | None = None) -> tuple[int, di
 
 
 def takes_no_value(request: Any, route: str, does: str) -> None:
-    """up, down, reset and the up badge change a counter by a fixed rule (`does`: "adds 1"). `value` is
-    set's parameter: sent to one of them (reset?value=5, read in CounterAPI's words as "sets a
-    counter to a specific value"), it would be ignored and the counter changed otherwise than
-    the caller meant. Refused instead, before anything changes, naming the route that sets."""
+    """up, down, reset and the up badge change a counter by a fixed rule (`does`: "adds 1").
+    `value` is set's parameter: sent to one of them (reset?value=5, read in CounterAPI's words
+    as "sets a counter to a specific value"), it would be ignored and the counter changed
+    otherwise than the caller meant. Refused instead, before anything changes, naming set."""
     if "value" in request.query:
         workspace, name = target(request)
         raise BadRequest(
