@@ -12,7 +12,7 @@ DEMO_READ_KEY = "tly_demoread_local-read-key-not-a-secret"  # events/revoke_api_
 # for list_webhook_deliveries.json, the second for delete_webhook.json to delete.
 DEMO_WEBHOOKS = {
     "wh_00000000000000000001": "demo: a receiver that is not there (its deliveries fail)",
-    "wh_00000000000000000002": "demo: the one events/delete_webhook.json deletes",
+    "wh_00000000000000000002": "demo: the sample event delete_webhook deletes it",
 }
 
 
